@@ -1,0 +1,191 @@
+"""SQLAlchemy 2 table models of the metadata store.
+
+The schema is owned by the Alembic migrations in ``registry/migrations``; these classes
+must match them (a test compares the two). Timestamps are timezone-aware UTC, written
+by the store (never by callers). JSON payloads use SQLAlchemy's portable ``JSON`` type.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Alias",
+    "AliasHistory",
+    "AuditEvent",
+    "Base",
+    "Batch",
+    "Lease",
+    "ModelVersion",
+    "Run",
+    "RunStep",
+    "Snapshot",
+    "Watermark",
+]
+
+UTC_DATETIME = DateTime(timezone=True)
+ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: UTC_DATETIME}
+
+
+class Snapshot(Base):
+    """The exact rows a batch, a training set or a holdout consisted of."""
+
+    __tablename__ = "snapshots"
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # batch | train | holdout
+    source_uri: Mapped[str] = mapped_column(Text)
+    row_count: Mapped[int] = mapped_column(Integer)
+    time_min: Mapped[str | None] = mapped_column(String(40))
+    time_max: Mapped[str | None] = mapped_column(String(40))
+    columns: Mapped[dict[str, Any]]
+    content_hash: Mapped[str] = mapped_column(String(64))
+    artifact_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    __table_args__ = (Index("ix_snapshots_model_hash", "model", "content_hash"),)
+
+
+class Batch(Base):
+    """One unit of new data from a source, and what became of it."""
+
+    __tablename__ = "batches"
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(64))
+    source_uri: Mapped[str] = mapped_column(Text)
+    batch_key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id"))
+    status: Mapped[str] = mapped_column(String(16))  # pending|accepted|quarantined|released|discarded
+    reasons: Mapped[dict[str, Any]]
+    run_id: Mapped[str] = mapped_column(String(36))
+    received_at: Mapped[datetime]
+    __table_args__ = (Index("ix_batches_model_status", "model", "status"),)
+
+
+class Watermark(Base):
+    """How far a model's source has been read."""
+
+    __tablename__ = "watermarks"
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source_uri: Mapped[str] = mapped_column(String(512), primary_key=True)
+    value: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
+class Run(Base):
+    """One cycle of the loop for one model."""
+
+    __tablename__ = "runs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # running|succeeded|failed|skipped
+    actor: Mapped[str] = mapped_column(String(128))
+    trigger: Mapped[dict[str, Any]]
+    idempotency_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    __table_args__ = (Index("ix_runs_model_status", "model", "status"),)
+
+
+class RunStep(Base):
+    """The journal of a run: one row per finished (or failed) step, with its output."""
+
+    __tablename__ = "run_steps"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # done | failed
+    output: Mapped[dict[str, Any]]
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+
+
+class ModelVersion(Base):
+    """An immutable trained artifact and everything known about it."""
+
+    __tablename__ = "model_versions"
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # PENDING|READY|FAILED|QUARANTINED
+    artifact_sha256: Mapped[str | None] = mapped_column(String(64))
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    created_by: Mapped[str] = mapped_column(String(128))
+    params: Mapped[dict[str, Any]]
+    metrics: Mapped[dict[str, Any]]
+    lineage: Mapped[dict[str, Any]]
+    decision: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    __table_args__ = (UniqueConstraint("model", "version", name="uq_model_versions_version"),)
+
+
+class Alias(Base):
+    """A movable name (``champion``...) pointing at one version; ``epoch`` counts moves."""
+
+    __tablename__ = "aliases"
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    epoch: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+
+
+class AliasHistory(Base):
+    """Every move of every alias, in order."""
+
+    __tablename__ = "alias_history"
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(64))
+    alias: Mapped[str] = mapped_column(String(32))
+    from_version: Mapped[int | None] = mapped_column(Integer)
+    to_version: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+    __table_args__ = (Index("ix_alias_history_model_alias", "model", "alias"),)
+
+
+class AuditEvent(Base):
+    """Append-only, hash-chained record of a state change (UPDATE/DELETE refused by trigger)."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(256))
+    payload: Mapped[dict[str, Any]]
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class Lease(Base):
+    """A named lease (``cycle:rain``) with a fencing token that grows on every take-over."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(256))
+    token: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime]

@@ -1,0 +1,422 @@
+"""The pipeline spec: ``retrainer.yaml`` parsed into one validated :class:`PipelineSpec`.
+
+The spec is validated once, at load, before anything has a side effect. Errors name the
+file, the key path (``evaluate.metric``), the line, what was expected and what was given;
+an unknown key is an error with a did-you-mean. YAML is read with a safe loader only
+(``!!python/...`` tags are refused) and duplicate keys are refused too.
+
+Example::
+
+    spec = load_spec(Path("retrainer.yaml"))
+    spec.model.name, spec.evaluate.metric
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
+
+from retrainer.errors import SpecError
+from retrainer.evaluate.metrics import METRICS
+
+__all__ = [
+    "ApprovalSection",
+    "ContractSection",
+    "DataSection",
+    "EvaluateSection",
+    "Features",
+    "HoldoutSpec",
+    "ModelSection",
+    "PipelineSpec",
+    "TrainSection",
+    "TriggerSpec",
+    "WindowSpec",
+    "load_spec",
+    "parse_duration",
+    "parse_spec",
+    "spec_hash",
+]
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+_DOTTED = r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$"
+_ENTRYPOINT = r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$"
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse ``"90d"``, ``"12h"``, ``"2w"``, ``"30m"`` or ``"45s"`` into a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    match = _DURATION.match(str(value)) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"expected a duration such as '90d', '12h', '2w' or '30m', got {value!r}")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def _format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit in ("w", "d", "h", "m"):
+        if seconds and seconds % _UNIT_SECONDS[unit] == 0:
+            return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+Duration = Annotated[
+    timedelta, BeforeValidator(parse_duration), PlainSerializer(_format_duration, return_type=str)
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Features(_Section):
+    """Model inputs by kind. Every feature must be a column of the data."""
+
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> Features:
+        names = [*self.numeric, *self.categorical]
+        if not names:
+            raise ValueError("expected at least one numeric or categorical feature, got none")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"expected each feature once, got duplicates: {', '.join(dupes)}")
+        return self
+
+    @property
+    def all(self) -> list[str]:
+        """Numeric then categorical feature names."""
+        return [*self.numeric, *self.categorical]
+
+
+class ModelSection(_Section):
+    """What is predicted, from what."""
+
+    name: str = Field(pattern=_NAME, description="lower-case name: letters, digits, _ . -")
+    task: Literal["classification", "regression"]
+    target: str = Field(min_length=1)
+    features: Features
+
+    @model_validator(mode="after")
+    def _target_not_feature(self) -> ModelSection:
+        if self.target in self.features.all:
+            raise ValueError(f"the target {self.target!r} must not also be a feature")
+        return self
+
+
+class WindowSpec(_Section):
+    """Which accepted data a retrain uses: the newest ``last`` period and/or ``rows``."""
+
+    last: Duration | None = None
+    rows: int | None = Field(default=None, ge=1)
+
+
+class HoldoutSpec(_Section):
+    """The rows held out to compare candidate and champion (the same rows for both)."""
+
+    fraction: float = Field(default=0.2, gt=0.0, le=0.5)
+    by: Literal["time", "random"] = "time"
+
+
+class DataSection(_Section):
+    """Where fresh batches come from and how training data is cut from them."""
+
+    source: str = Field(min_length=1, description="folder path/URI or SQLAlchemy URL")
+    query: str | None = Field(default=None, description="table or SELECT, for SQL sources")
+    time_column: str | None = None
+    window: WindowSpec = Field(default_factory=WindowSpec)
+    holdout: HoldoutSpec = Field(default_factory=HoldoutSpec)
+
+
+class ContractSection(_Section):
+    """What every batch must satisfy before it is used; failing batches are quarantined."""
+
+    required_columns: list[str] | None = Field(
+        default=None, description="default: features, target and time column"
+    )
+    min_rows: int = Field(default=1, ge=1)
+    extra_columns: Literal["allow", "reject"] = "allow"
+
+
+class DataVolumeTrigger(_Section):
+    rows: int = Field(ge=1, description="accepted rows since the champion's training data")
+
+
+class PerformanceTrigger(_Section):
+    below: float = Field(description="retrain when the champion's realised metric is below this")
+    metric: str | None = Field(default=None, description="default: evaluate.metric")
+    min_rows: int = Field(default=100, ge=1, description="labelled rows needed to judge")
+
+
+class ManualTrigger(_Section):
+    require_reason: bool = True
+
+
+class TriggerSpec(_Section):
+    """One trigger: exactly one of ``data_volume``, ``performance`` or ``manual``."""
+
+    data_volume: DataVolumeTrigger | None = None
+    performance: PerformanceTrigger | None = None
+    manual: ManualTrigger | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TriggerSpec:
+        given = [k for k in ("data_volume", "performance", "manual") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(
+                "expected exactly one of data_volume, performance, manual in a trigger, "
+                f"got {', '.join(given) or 'none'}"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        """The trigger's kind: ``data_volume``, ``performance`` or ``manual``."""
+        return next(k for k in ("data_volume", "performance", "manual") if getattr(self, k))
+
+
+class TrainSection(_Section):
+    """How a candidate is trained: an estimator class, or the user's own function."""
+
+    estimator: str | None = Field(default=None, pattern=_DOTTED)
+    params: dict[str, Any] = Field(default_factory=dict)
+    entrypoint: str | None = Field(default=None, pattern=_ENTRYPOINT)
+    seed: int = 0
+    trusted_types: list[str] = Field(
+        default_factory=list, description="extra types (or 'pkg.*') the model artifact may hold"
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> TrainSection:
+        if (self.estimator is None) == (self.entrypoint is None):
+            raise ValueError(
+                "expected exactly one of 'estimator' (a dotted class path) or "
+                "'entrypoint' ('module:function')"
+            )
+        if self.entrypoint is not None and self.params:
+            raise ValueError("'params' go with 'estimator'; an entrypoint reads its own config")
+        return self
+
+
+class EvaluateSection(_Section):
+    """How a candidate is judged against the champion on the same holdout rows."""
+
+    metric: str = "roc_auc"
+    min_improvement: float | None = Field(default=None, ge=0.0)
+    non_inferiority_margin: float | None = Field(default=None, ge=0.0)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    bootstrap_resamples: int = Field(default=1000, ge=100, le=100_000)
+    min_metric: float | None = Field(default=None, description="absolute floor for any candidate")
+
+    @model_validator(mode="after")
+    def _one_gate(self) -> EvaluateSection:
+        if self.min_improvement is not None and self.non_inferiority_margin is not None:
+            raise ValueError("expected one of 'min_improvement' or 'non_inferiority_margin'")
+        return self
+
+    @property
+    def mode(self) -> Literal["superiority", "non_inferiority"]:
+        """``superiority`` when ``min_improvement`` is set, else ``non_inferiority``."""
+        return "superiority" if self.min_improvement is not None else "non_inferiority"
+
+    @property
+    def margin(self) -> float:
+        """The improvement required (superiority) or the loss tolerated (non-inferiority)."""
+        if self.min_improvement is not None:
+            return self.min_improvement
+        return 0.005 if self.non_inferiority_margin is None else self.non_inferiority_margin
+
+
+class ApprovalSection(_Section):
+    """``auto`` promotes a candidate whose gates pass; ``manual`` waits for a person."""
+
+    mode: Literal["auto", "manual"] = "auto"
+
+
+class PipelineSpec(_Section):
+    """The whole of ``retrainer.yaml``."""
+
+    model: ModelSection
+    data: DataSection
+    contract: ContractSection = Field(default_factory=ContractSection)
+    triggers: list[TriggerSpec] = Field(default_factory=list)
+    train: TrainSection
+    evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
+    approval: ApprovalSection = Field(default_factory=ApprovalSection)
+    store: str = "sqlite:///.retrainer/retrainer.db"
+    artifacts: str = "file://.retrainer/artifacts"
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> PipelineSpec:
+        info = METRICS.get(self.evaluate.metric)
+        if info is None or info.task != self.model.task:
+            known = sorted(n for n, m in METRICS.items() if m.task == self.model.task)
+            raise ValueError(
+                f"evaluate.metric: expected one of {', '.join(known)} for a "
+                f"{self.model.task} model, got {self.evaluate.metric!r}"
+            )
+        for trig in self.triggers:
+            name = trig.performance.metric if trig.performance else None
+            if name is not None and (name not in METRICS or METRICS[name].task != self.model.task):
+                raise ValueError(f"triggers: unknown {self.model.task} metric {name!r}")
+        if self.data.holdout.by == "time" and self.data.time_column is None:
+            raise ValueError("data.holdout.by is 'time', which needs data.time_column")
+        if self.data.window.last is not None and self.data.time_column is None:
+            raise ValueError("data.window.last needs data.time_column")
+        return self
+
+    @property
+    def required_columns(self) -> list[str]:
+        """Columns every batch must have: the contract's list, or features+target+time."""
+        if self.contract.required_columns is not None:
+            return list(self.contract.required_columns)
+        cols = [*self.model.features.all, self.model.target]
+        return cols + ([self.data.time_column] if self.data.time_column else [])
+
+
+def spec_hash(spec: PipelineSpec) -> str:
+    """The sha256 of the spec's canonical JSON: equal specs hash equal, whatever the YAML."""
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load_spec(path: Path) -> PipelineSpec:
+    """Read and validate a spec file. Raises SpecError naming the file, key and line."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise SpecError(f"{path}: no such spec file (run 'retrainer init' to create one)") from exc
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read the spec: {exc.strerror}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not valid UTF-8 at byte offset {exc.start}") from exc
+    return parse_spec(text, source=str(path))
+
+
+def parse_spec(text: str, *, source: str = "<spec>") -> PipelineSpec:
+    """Validate spec text; ``source`` names it in errors."""
+    node, data = _safe_yaml(text, source)
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: expected a mapping of sections at the top level")
+    try:
+        return PipelineSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_explain(exc, source, node)) from exc
+
+
+class _NoDuplicatesLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys instead of keeping the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise SpecError(
+                    f"line {key_node.start_mark.line + 1}: key {key!r} is given twice"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _safe_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
+    loader = _NoDuplicatesLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except SpecError as exc:
+        raise SpecError(f"{source}: {exc.message}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"{source}: not valid YAML{where}: {problem}") from exc
+    finally:
+        loader.dispose()  # type: ignore[no-untyped-call]
+    return node, data
+
+
+def _node_at(node: yaml.Node | None, loc: tuple[int | str, ...]) -> yaml.Node | None:
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if part < len(node.value) else None
+        else:
+            return node
+    return node
+
+
+def _key_node_at(node: yaml.Node | None, loc: tuple[int | str, ...]) -> yaml.Node | None:
+    parent = _node_at(node, loc[:-1])
+    if isinstance(parent, yaml.MappingNode):
+        return next((k for k, _ in parent.value if k.value == loc[-1]), parent)
+    return parent
+
+
+def _fields_at(loc: tuple[int | str, ...]) -> list[str]:
+    model: Any = PipelineSpec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        model = _model_of(field.annotation)
+    return list(model.model_fields) if hasattr(model, "model_fields") else []
+
+
+def _model_of(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _explain(exc: ValidationError, source: str, root: yaml.Node | None) -> str:
+    lines = [f"{source}: {exc.error_count()} problem(s) in the spec:"]
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        path = ".".join(str(p) for p in loc) or "(top level)"
+        at = _key_node_at(root, loc) if loc else root
+        line = f" (line {at.start_mark.line + 1})" if at is not None else ""
+        if err["type"] == "extra_forbidden":
+            known = _fields_at(loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            lines.append(
+                f"  {path}{line}: unknown key{hint} (expected one of: {', '.join(known)})"
+            )
+        elif err["type"] == "missing":
+            lines.append(f"  {path}{line}: required key is missing")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            given = err.get("input")
+            shown = "" if isinstance(given, dict | list) else f" (given: {given!r})"
+            lines.append(f"  {path}{line}: {msg}{shown}")
+    return "\n".join(lines)
