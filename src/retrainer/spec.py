@@ -163,9 +163,18 @@ class DataVolumeTrigger(_Section):
 
 
 class PerformanceTrigger(_Section):
-    below: float = Field(description="retrain when the champion's realised metric is below this")
+    """Retrain when the champion's realised metric on the newest batch crosses a bound."""
+
+    below: float | None = Field(default=None, description="fire when the metric is below")
+    above: float | None = Field(default=None, description="fire when the metric is above")
     metric: str | None = Field(default=None, description="default: evaluate.metric")
     min_rows: int = Field(default=100, ge=1, description="labelled rows needed to judge")
+
+    @model_validator(mode="after")
+    def _bound(self) -> PerformanceTrigger:
+        if self.below is None and self.above is None:
+            raise ValueError("expected 'below' (e.g. for roc_auc) or 'above' (e.g. for rmse)")
+        return self
 
 
 class ManualTrigger(_Section):
@@ -332,11 +341,9 @@ class _NoDuplicatesLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise SpecError(
-                    f"line {key_node.start_mark.line + 1}: key {key!r} is given twice"
-                )
+                raise SpecError(f"line {key_node.start_mark.line + 1}: key {key!r} is given twice")
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -354,7 +361,7 @@ def _safe_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpecError(f"{source}: not valid YAML{where}: {problem}") from exc
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
     return node, data
 
 
@@ -409,9 +416,7 @@ def _explain(exc: ValidationError, source: str, root: yaml.Node | None) -> str:
             known = _fields_at(loc[:-1])
             close = difflib.get_close_matches(str(loc[-1]), known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            lines.append(
-                f"  {path}{line}: unknown key{hint} (expected one of: {', '.join(known)})"
-            )
+            lines.append(f"  {path}{line}: unknown key{hint} (expected one of: {', '.join(known)})")
         elif err["type"] == "missing":
             lines.append(f"  {path}{line}: required key is missing")
         else:

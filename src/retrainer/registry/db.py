@@ -26,7 +26,7 @@ from sqlalchemy.pool import StaticPool
 
 from retrainer.errors import SpecError, StoreError
 
-__all__ = ["Clock", "Database", "build_engine", "safe_url", "utc_now"]
+__all__ = ["Clock", "Database", "as_utc", "build_engine", "safe_url", "utc_now"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,6 +37,13 @@ _RETRIES = 8
 def utc_now() -> datetime:
     """The default clock: timezone-aware UTC now."""
     return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` as aware UTC; naive values (SQLite returns those) are taken as UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def safe_url(url: str | URL) -> str:
@@ -109,7 +116,9 @@ def _sqlite_engine(url: URL, base_dir: Path) -> Engine:
 
 def _is_transient(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower()
-    return any(s in text for s in ("database is locked", "deadlock detected", "could not serialize"))
+    return any(
+        s in text for s in ("database is locked", "deadlock detected", "could not serialize")
+    )
 
 
 class Database:

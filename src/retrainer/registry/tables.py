@@ -72,8 +72,10 @@ class Batch(Base):
     source_uri: Mapped[str] = mapped_column(Text)
     batch_key: Mapped[str] = mapped_column(Text)
     fingerprint: Mapped[str | None] = mapped_column(String(64))
-    snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id"))
-    status: Mapped[str] = mapped_column(String(16))  # pending|accepted|quarantined|released|discarded
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id"))
+    status: Mapped[str] = mapped_column(
+        String(16)
+    )  # pending|accepted|quarantined|released|discarded
     reasons: Mapped[dict[str, Any]]
     run_id: Mapped[str] = mapped_column(String(36))
     received_at: Mapped[datetime]

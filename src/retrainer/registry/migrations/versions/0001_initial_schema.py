@@ -158,7 +158,7 @@ def upgrade() -> None:
         sa.Column("batch_key", sa.Text(), nullable=False),
         sa.Column("fingerprint", sa.String(length=64), nullable=True),
         sa.Column(
-            "snapshot_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+            "snapshot_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
         ),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("reasons", sa.JSON(), nullable=False),

@@ -1,0 +1,39 @@
+"""Rendering for the CLI: rich tables for people, JSON for machines. No logic here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["fmt_metric", "print_json", "table"]
+
+
+def print_json(console: Console, data: Any) -> None:
+    """Machine-readable output: one JSON document on stdout."""
+    console.file.write(json.dumps(data, indent=2, default=str, sort_keys=False) + "\n")
+
+
+def fmt_metric(value: Any) -> str:
+    """A metric to 4 places, or '-'."""
+    return "-" if value is None else f"{float(value):.4f}"
+
+
+def table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    numeric: Iterable[str] = (),
+) -> Table:
+    """A rich table; columns named in ``numeric`` are right-aligned."""
+    right = set(numeric)
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for col in columns:
+        t.add_column(col, justify="right" if col in right else "left", overflow="fold")
+    for row in rows:
+        t.add_row(*("-" if v is None else str(v) for v in row))
+    return t

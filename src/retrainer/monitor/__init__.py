@@ -1,0 +1,6 @@
+"""Monitor: realised performance and the triggers that decide when to retrain."""
+
+from retrainer.monitor.performance import realised_metric
+from retrainer.monitor.triggers import TriggerContext, TriggerDecision, decide
+
+__all__ = ["TriggerContext", "TriggerDecision", "decide", "realised_metric"]

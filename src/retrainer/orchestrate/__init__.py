@@ -1,0 +1,17 @@
+"""Orchestrate: the cycle runner and its journal, leases, and the workspace status."""
+
+from retrainer.orchestrate.cycle import STEPS, CycleResult, run_cycle
+from retrainer.orchestrate.journal import Journal, RunState
+from retrainer.orchestrate.lease import Leases, new_holder_id
+from retrainer.orchestrate.status import workspace_status
+
+__all__ = [
+    "STEPS",
+    "CycleResult",
+    "Journal",
+    "Leases",
+    "RunState",
+    "new_holder_id",
+    "run_cycle",
+    "workspace_status",
+]

@@ -1,0 +1,474 @@
+"""One cycle of the loop for one model, as journaled, resumable steps.
+
+``ingest -> contract -> monitor -> decide -> datasets -> train -> evaluate -> register
+-> promote``. Each finished step is journaled with its output; a cycle that dies is
+resumed by the next ``run_cycle`` from the first unfinished step, so finished work is
+never repeated. One cycle per model runs at a time (a lease in the store). Whatever
+fails, the champion alias only ever moves by the compare-and-swap of the last step,
+so a failure at any step leaves the previous champion serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from retrainer.data.contract import check_batch
+from retrainer.data.ledger import SnapshotRecord
+from retrainer.data.sources import BatchRef
+from retrainer.errors import ConflictError, DataSourceError, RetrainerError
+from retrainer.evaluate.compare import evaluate_candidate
+from retrainer.monitor.performance import realised_metric
+from retrainer.monitor.triggers import TriggerContext, decide
+from retrainer.orchestrate.lease import new_holder_id
+from retrainer.registry.registry import CHAMPION, promote
+from retrainer.registry.serialization import dump_model, load_model
+from retrainer.spec import spec_hash
+from retrainer.train.environment import capture_environment
+from retrainer.train.trainers import build_trainer
+from retrainer.train.windows import select_window, split_holdout
+from retrainer.workspace import Workspace
+
+__all__ = ["STEPS", "CycleResult", "StepCallback", "run_cycle"]
+
+log = logging.getLogger(__name__)
+
+STEPS = (
+    "ingest",
+    "contract",
+    "monitor",
+    "decide",
+    "datasets",
+    "train",
+    "evaluate",
+    "register",
+    "promote",
+)
+StepCallback = Callable[[str, dict[str, Any]], None]
+"""Called after each step is journaled with (step name, its output)."""
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """How a cycle ended and what each step produced."""
+
+    run_id: str
+    model: str
+    status: str  # succeeded | skipped | failed
+    outcome: str
+    resumed: bool
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def version(self) -> int | None:
+        """The candidate version this cycle trained, if any."""
+        return self.steps.get("train", {}).get("version")
+
+    @property
+    def promoted(self) -> bool:
+        """True when this cycle moved the champion to its candidate."""
+        return bool(self.steps.get("promote", {}).get("promoted"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {**self.__dict__, "version": self.version, "promoted": self.promoted}
+
+
+class _Stop(Exception):
+    """A step ended the cycle early (nothing to do, duplicate evidence)."""
+
+    def __init__(self, status: str, outcome: str, output: dict[str, Any]) -> None:
+        super().__init__(outcome)
+        self.status, self.outcome, self.output = status, outcome, output
+
+
+def run_cycle(
+    ws: Workspace,
+    *,
+    actor: str,
+    manual_reason: str | None = None,
+    on_step: StepCallback | None = None,
+) -> CycleResult:
+    """Run (or resume) one cycle for the workspace's model and return how it ended.
+
+    Raises LeaseHeldError if another cycle of the model is running. A step's failure
+    is journaled and audited, the run is marked failed, and the error is re-raised.
+    """
+    model = ws.spec.model.name
+    holder = new_holder_id()
+    lease = f"cycle:{model}"
+    token = ws.leases.acquire(lease, holder)
+    try:
+        request = {"manual_reason": manual_reason} if manual_reason else {}
+        run, resumed = ws.journal.open_run(model, actor=actor, request=request)
+        cycle = _Cycle(ws, run.id, actor, run.trigger.get("manual_reason"), dict(run.steps))
+        if resumed:
+            log.info("resuming run %s after steps: %s", run.id, ", ".join(run.steps) or "none")
+        status, outcome = "succeeded", ""
+        for name in STEPS:
+            if name in cycle.outputs:
+                continue
+            started = ws.db.clock()
+            try:
+                output = getattr(cycle, f"step_{name}")()
+            except _Stop as stop:
+                ws.journal.step_done(run.id, name, stop.output, started_at=started)
+                cycle.outputs[name] = stop.output
+                if on_step:
+                    on_step(name, stop.output)
+                status, outcome = stop.status, stop.outcome
+                break
+            except BaseException as exc:
+                error = (
+                    str(exc) if isinstance(exc, RetrainerError) else f"{type(exc).__name__}: {exc}"
+                )
+                ws.journal.finish(
+                    run.id,
+                    status="failed",
+                    outcome=f"failed at step {name}",
+                    actor=actor,
+                    error=error,
+                    failed_step=name,
+                )
+                raise
+            ws.journal.step_done(run.id, name, output, started_at=started)
+            cycle.outputs[name] = output
+            if on_step:
+                on_step(name, output)
+            ws.leases.renew(lease, holder, token)
+        else:
+            outcome = cycle.outputs["promote"]["outcome"]
+        ws.journal.finish(run.id, status=status, outcome=outcome, actor=actor)
+        return CycleResult(run.id, model, status, outcome, resumed, cycle.outputs)
+    finally:
+        ws.leases.release(lease, holder, token)
+
+
+class _Cycle:
+    """The steps of one run; each returns its JSON output (or raises _Stop)."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        run_id: str,
+        actor: str,
+        manual_reason: str | None,
+        outputs: dict[str, dict[str, Any]],
+    ) -> None:
+        self.ws, self.spec, self.run_id, self.actor = ws, ws.spec, run_id, actor
+        self.model = ws.spec.model.name
+        self.manual_reason = manual_reason
+        self.outputs = outputs
+        self._frames: dict[int, pd.DataFrame] = {}
+        self._models: dict[int, Any] = {}
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _frame(self, snapshot_id: int) -> pd.DataFrame:
+        if snapshot_id not in self._frames:
+            self._frames[snapshot_id] = self.ws.ledger.load_frame(
+                self.ws.ledger.get_snapshot(snapshot_id)
+            )
+        return self._frames[snapshot_id]
+
+    def _load_version(self, version: int) -> Any:
+        if version not in self._models:
+            info = self.ws.registry.get(self.model, version)
+            if info.artifact_sha256 is None:
+                raise ConflictError(f"{self.model}:{version} has no artifact")
+            data = self.ws.artifacts.get(
+                info.artifact_sha256, what=f"model {self.model} v{version}"
+            )
+            self._models[version] = load_model(data, extra_trusted=self.spec.train.trusted_types)
+        return self._models[version]
+
+    # -- steps ------------------------------------------------------------------------
+
+    def step_ingest(self) -> dict[str, Any]:
+        source = self.ws.source()
+        ledger = self.ws.ledger
+        mark = ledger.watermark(self.model, source.uri)
+        refs = source.discover(mark)
+        received: list[tuple[BatchRef, SnapshotRecord | None, dict[str, Any]]] = []
+        for ref in refs:
+            try:
+                frame = source.read(ref)
+            except DataSourceError as exc:
+                reasons: dict[str, Any] = {
+                    "failures": [
+                        {"check": "UNREADABLE", "column": None, "message": str(exc), "examples": []}
+                    ]
+                }
+                received.append((ref, None, reasons))
+                mark = source.advance(mark, ref, pd.DataFrame())
+                continue
+            snap = ledger.snapshot(
+                self.model, "batch", source.uri, frame, time_column=self.spec.data.time_column
+            )
+            self._frames[snap.id] = frame
+            received.append((ref, snap, {}))
+            mark = source.advance(mark, ref, frame)
+        ids = ledger.record_batches(
+            self.model, self.run_id, received, watermark=dict(mark or {}), actor=self.actor
+        )
+        return {"source": source.uri, "batches": ids}
+
+    def step_contract(self) -> dict[str, Any]:
+        spec = self.spec
+        accepted, quarantined = [], []
+        for batch in self.ws.ledger.batches(self.model, status="pending"):
+            assert batch.snapshot_id is not None
+            report = check_batch(
+                self._frame(batch.snapshot_id),
+                required_columns=spec.required_columns,
+                numeric_columns=list(spec.model.features.numeric),
+                min_rows=spec.contract.min_rows,
+                extra_columns=spec.contract.extra_columns,
+            )
+            status = "accepted" if report.passed else "quarantined"
+            self.ws.ledger.set_status(
+                self.model,
+                batch.id,
+                status,
+                actor=self.actor,
+                reasons=report.to_dict(),
+                expected=("pending",),
+            )
+            if report.passed:
+                accepted.append(batch.id)
+            else:
+                quarantined.append(
+                    {"id": batch.id, "key": batch.batch_key, "why": report.summary()}
+                )
+        quarantined += [
+            {"id": b.id, "key": b.batch_key, "why": b.reasons["failures"][0]["message"]}
+            for b in self.ws.ledger.batches(self.model, status="quarantined")
+            if b.run_id == self.run_id and b.snapshot_id is None
+        ]
+        return {"accepted": accepted, "quarantined": quarantined}
+
+    def step_monitor(self) -> dict[str, Any]:
+        champion = self.ws.registry.get_alias(self.model, CHAMPION)
+        if champion is None:
+            return {"champion": None, "batches": []}
+        metrics = {self.spec.evaluate.metric} | {
+            t.performance.metric
+            for t in self.spec.triggers
+            if t.performance and t.performance.metric
+        }
+        m = self.spec.model
+        model = self._load_version(champion)
+        rows = []
+        by_id = {b.id: b for b in self.ws.ledger.batches(self.model, status="accepted")}
+        for batch_id in self.outputs["contract"]["accepted"]:
+            batch = by_id[batch_id]
+            assert batch.snapshot_id is not None
+            frame = self._frame(batch.snapshot_id)
+            values = {
+                name: realised_metric(
+                    model, frame, metric=name, features=list(m.features.all), target=m.target
+                )
+                for name in sorted(metrics)
+            }
+            labelled = int(frame[m.target].notna().sum()) if m.target in frame else 0
+            rows.append(
+                {
+                    "id": batch_id,
+                    "key": batch.batch_key,
+                    "rows": len(frame),
+                    "labelled": labelled,
+                    "metrics": values,
+                }
+            )
+        return {"champion": champion, "batches": rows}
+
+    def step_decide(self) -> dict[str, Any]:
+        reg, ledger = self.ws.registry, self.ws.ledger
+        champion = reg.get_alias(self.model, CHAMPION)
+        ready = [v for v in reg.versions(self.model) if v.status == "READY"]
+        waiting = next((v.version for v in ready if champion is None and v.gates_passed), None)
+        last_batch = max((v.lineage.get("max_batch_id", 0) for v in ready), default=None)
+        realised: dict[str, tuple[float, int]] = {}
+        for row in self.outputs["monitor"]["batches"]:
+            for name, value in row["metrics"].items():
+                if value is not None:
+                    realised[name] = (value, row["labelled"])
+        ctx = TriggerContext(
+            has_champion=champion is not None,
+            accepted_rows_total=ledger.rows_accepted_after(self.model, None),
+            rows_since_last_training=ledger.rows_accepted_after(self.model, last_batch),
+            realised=realised,
+            manual_reason=self.manual_reason,
+        )
+        if waiting is not None and self.manual_reason is None:
+            raise _Stop(
+                "succeeded",
+                f"no retrain: version {waiting} awaits approval",
+                {"fire": False, "kind": "none", "reason": "awaiting approval"},
+            )
+        decision = decide(self.spec, ctx)
+        if not decision.fire:
+            raise _Stop("succeeded", f"no retrain: {decision.reason}", decision.to_dict())
+        return decision.to_dict()
+
+    def step_datasets(self) -> dict[str, Any]:
+        spec, ledger = self.spec, self.ws.ledger
+        batches = ledger.batches(self.model, status=("accepted", "released"))
+        frames = [self._frame(b.snapshot_id) for b in batches if b.snapshot_id is not None]
+        data = pd.concat(frames, ignore_index=True)
+        tcol = spec.data.time_column
+        window = select_window(data, spec.data.window, time_column=tcol)
+        train, holdout = split_holdout(
+            window, spec.data.holdout, time_column=tcol, seed=spec.train.seed
+        )
+        uri = f"{self.model}:accepted-batches"
+        tsnap = ledger.snapshot(self.model, "train", uri, train, time_column=tcol)
+        hsnap = ledger.snapshot(self.model, "holdout", uri, holdout, time_column=tcol)
+        self._frames[tsnap.id], self._frames[hsnap.id] = train, holdout
+        kind = self.outputs["decide"]["kind"]
+        key = hashlib.sha256(
+            "\x1f".join([self.model, tsnap.content_hash, hsnap.content_hash, kind]).encode()
+        ).hexdigest()
+        output = {
+            "train": tsnap.to_dict(),
+            "holdout": hsnap.to_dict(),
+            "max_batch_id": max(b.id for b in batches),
+            "idempotency_key": key,
+        }
+        other = self.ws.journal.claim_key(self.run_id, key)
+        if other is not None:
+            raise _Stop(
+                "skipped",
+                f"no retrain: run {other} already trained on the same evidence ({kind})",
+                {**output, "duplicate_of": other},
+            )
+        return output
+
+    def step_train(self) -> dict[str, Any]:
+        reg = self.ws.registry
+        for v in reg.versions(self.model):  # an earlier attempt of this run died mid-way
+            if v.run_id == self.run_id and v.status == "PENDING":
+                reg.set_status(
+                    self.model,
+                    v.version,
+                    "FAILED",
+                    actor=self.actor,
+                    reason="interrupted before it was registered",
+                )
+        ds = self.outputs["datasets"]
+        trainer = build_trainer(self.spec.model, self.spec.train)
+        lineage = {
+            "train_snapshot": ds["train"]["id"],
+            "train_sha256": ds["train"]["content_hash"],
+            "holdout_snapshot": ds["holdout"]["id"],
+            "holdout_sha256": ds["holdout"]["content_hash"],
+            "train_rows": ds["train"]["row_count"],
+            "time_range": [ds["train"]["time_min"], ds["train"]["time_max"]],
+            "max_batch_id": ds["max_batch_id"],
+            "source": self.spec.data.source,
+            "trigger": self.outputs["decide"],
+            "spec_sha256": spec_hash(self.spec),
+            "seed": self.spec.train.seed,
+            "environment": capture_environment(self.ws.root),
+        }
+        version = reg.create_version(
+            self.model,
+            run_id=self.run_id,
+            actor=self.actor,
+            params=trainer.describe(),
+            lineage=lineage,
+        )
+        started = time.perf_counter()
+        try:
+            fitted = trainer.fit(self._frame(ds["train"]["id"]), seed=self.spec.train.seed)
+            sha = self.ws.artifacts.put(dump_model(fitted))
+        except RetrainerError as exc:
+            reg.set_status(self.model, version, "FAILED", actor=self.actor, reason=str(exc))
+            raise
+        reg.attach_artifact(self.model, version, sha, actor=self.actor)
+        self._models[version] = fitted
+        return {
+            "version": version,
+            "sha256": sha,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+
+    def step_evaluate(self) -> dict[str, Any]:
+        version = self.outputs["train"]["version"]
+        candidate = self._load_version_pending(version)
+        champion_version = self.ws.registry.get_alias(self.model, CHAMPION)
+        champion = None if champion_version is None else self._load_version(champion_version)
+        record = evaluate_candidate(
+            candidate,
+            champion,
+            self._frame(self.outputs["datasets"]["holdout"]["id"]),
+            model=self.spec.model,
+            evaluate=self.spec.evaluate,
+            champion_version=champion_version,
+            rng=np.random.default_rng(self.spec.train.seed),
+        )
+        return {"decision": record.to_dict(), "champion": champion_version}
+
+    def _load_version_pending(self, version: int) -> Any:
+        sha = self.outputs["train"]["sha256"]
+        if version not in self._models:
+            data = self.ws.artifacts.get(sha, what=f"model {self.model} v{version}")
+            self._models[version] = load_model(data, extra_trusted=self.spec.train.trusted_types)
+        return self._models[version]
+
+    def step_register(self) -> dict[str, Any]:
+        version = self.outputs["train"]["version"]
+        decision = self.outputs["evaluate"]["decision"]
+        info = self.ws.registry.get(self.model, version)
+        if info.status != "READY":  # not yet registered (a resumed run may find it READY)
+            self.ws.artifacts.get(
+                self.outputs["train"]["sha256"], what=f"model {self.model} v{version}"
+            )
+            metrics = {
+                decision["metric"]: decision["candidate_metric"],
+                "holdout_rows": decision["holdout_rows"],
+            }
+            self.ws.registry.mark_ready(
+                self.model, version, metrics=metrics, decision=decision, actor=self.actor
+            )
+        return {"version": version, "passed": decision["passed"]}
+
+    def step_promote(self) -> dict[str, Any]:
+        version = self.outputs["train"]["version"]
+        decision = self.outputs["evaluate"]["decision"]
+        expected = self.outputs["evaluate"]["champion"]
+        current = self.ws.registry.get_alias(self.model, CHAMPION)
+        if current == version:
+            return {"promoted": True, "outcome": f"version {version} is champion"}
+        if not decision["passed"]:
+            return {
+                "promoted": False,
+                "outcome": f"version {version} rejected: {decision['summary']}",
+            }
+        if self.spec.approval.mode == "manual":
+            return {
+                "promoted": False,
+                "outcome": f"version {version} passed its gates and awaits approval "
+                f"(retrainer promote {self.model} {version})",
+            }
+        reason = f"auto-promoted by run {self.run_id}: {decision['summary']}"
+        try:
+            promote(
+                self.ws.registry,
+                self.model,
+                version,
+                actor=self.actor,
+                reason=reason,
+                expected=expected,
+            )
+        except ConflictError as exc:
+            return {"promoted": False, "outcome": f"version {version} not promoted: {exc}"}
+        was = "none" if expected is None else f"version {expected}"
+        return {"promoted": True, "outcome": f"version {version} promoted (champion was {was})"}

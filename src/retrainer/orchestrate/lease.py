@@ -1,0 +1,106 @@
+"""Leases: one holder of a named lease at a time, across processes and crashes.
+
+A lease row holds the holder's identity (``host:pid:nonce``), a fencing token that
+grows on every take-over, and an expiry. A lease can be taken when it is free, when it
+has expired, or when its holder is a process on this host that no longer exists (a
+dead-PID probe, so a SIGKILLed cycle does not block the next one for a whole TTL).
+A live holder is never preempted before its lease expires.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from retrainer.errors import LeaseHeldError
+from retrainer.registry.db import Database, as_utc
+from retrainer.registry.tables import Lease
+
+__all__ = ["Leases", "new_holder_id"]
+
+DEFAULT_TTL = timedelta(minutes=15)
+
+
+def new_holder_id() -> str:
+    """``host:pid:nonce`` for this process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _holder_is_dead(holder: str) -> bool:
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Leases:
+    """Acquire, renew and release named leases in the store."""
+
+    def __init__(self, db: Database, *, ttl: timedelta = DEFAULT_TTL) -> None:
+        self.db = db
+        self.ttl = ttl
+
+    def acquire(self, name: str, holder: str) -> int:
+        """Take ``name`` for ``holder`` and return the fencing token.
+
+        Raises LeaseHeldError naming the live holder and when its lease expires.
+        """
+
+        def fn(s: Session) -> int:
+            now = self.db.clock()
+            row = s.get(Lease, name, with_for_update=True)
+            if row is None:
+                s.add(Lease(name=name, holder=holder, token=1, expires_at=now + self.ttl))
+                return 1
+            free = (
+                row.holder == holder or as_utc(row.expires_at) <= now or _holder_is_dead(row.holder)
+            )
+            if not free:
+                raise LeaseHeldError(_held(name, row.holder, as_utc(row.expires_at)))
+            row.holder, row.token, row.expires_at = holder, row.token + 1, now + self.ttl
+            return row.token
+
+        return self.db.transaction(fn)
+
+    def renew(self, name: str, holder: str, token: int) -> None:
+        """Extend the lease. Raises LeaseHeldError if it was taken over (stale token)."""
+
+        def fn(s: Session) -> None:
+            row = s.get(Lease, name, with_for_update=True)
+            if row is None or row.holder != holder or row.token != token:
+                who = "nobody" if row is None else row.holder
+                raise LeaseHeldError(f"lease {name!r} was lost to {who}; stopping")
+            row.expires_at = self.db.clock() + self.ttl
+
+        self.db.transaction(fn)
+
+    def release(self, name: str, holder: str, token: int) -> None:
+        """Give the lease up (a no-op if it was already taken over)."""
+
+        def fn(s: Session) -> None:
+            row = s.get(Lease, name, with_for_update=True)
+            if row is not None and row.holder == holder and row.token == token:
+                row.expires_at = self.db.clock() - timedelta(seconds=1)
+
+        self.db.transaction(fn)
+
+
+def _held(name: str, holder: str, expires: datetime) -> str:
+    return (
+        f"{name!r} is held by {holder} until {expires:%Y-%m-%d %H:%M:%S} UTC; "
+        "another cycle is running (wait for it, or for the lease to expire)"
+    )

@@ -1,0 +1,87 @@
+"""Shared fixtures: an isolated HOME, and a migrated store on SQLite and on PostgreSQL.
+
+PostgreSQL tests use the server named by RETRAINER_TEST_PG_URL (default: the local
+``test`` database as ``postgres``), each in a fresh schema dropped afterwards. They are
+skipped, with the reason, only when no server answers.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from retrainer.registry.db import Database, build_engine
+from retrainer.registry.migrate import migrate
+
+PG_URL = os.environ.get(
+    "RETRAINER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+_pg_state: dict[str, str | None] = {}
+
+
+def pg_unavailable() -> str | None:
+    """None when PostgreSQL answers, else why not (checked once per session)."""
+    if "reason" not in _pg_state:
+        try:
+            engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            engine.dispose()
+            _pg_state["reason"] = None
+        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+            _pg_state["reason"] = f"PostgreSQL not reachable at {PG_URL}: {exc}"
+    return _pg_state["reason"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("MPLCONFIGDIR", str(home / ".mpl"))
+    monkeypatch.setenv("RETRAINER_ACTOR", "tester")
+    monkeypatch.delenv("RETRAINER_WORKSPACE", raising=False)
+    monkeypatch.delenv("RETRAINER_TOKEN", raising=False)
+
+
+@pytest.fixture
+def pg_schema_url() -> Iterator[str]:
+    """A URL whose connections use a fresh PostgreSQL schema (dropped afterwards)."""
+    reason = pg_unavailable()
+    if reason:
+        pytest.skip(reason)
+    schema = f"rt_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same tests on SQLite (a file in tmp_path) and on PostgreSQL (a fresh schema)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("pg_schema_url")
+    return url
+
+
+@pytest.fixture
+def db(store_url: str, tmp_path: Path) -> Iterator[Database]:
+    """A migrated store."""
+    database = Database(build_engine(store_url, base_dir=tmp_path))
+    migrate(database)
+    yield database
+    database.dispose()
