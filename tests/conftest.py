@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -85,3 +86,77 @@ def db(store_url: str, tmp_path: Path) -> Iterator[Database]:
     migrate(database)
     yield database
     database.dispose()
+
+
+# -- a small synthetic workspace for cycle, CLI and fault tests ----------------------------
+
+SYNTHETIC_SPEC = """\
+model:
+  name: toy
+  task: classification
+  target: y
+  features:
+    numeric: [x1, x2]
+    categorical: [color]
+data:
+  source: data/batches
+  time_column: ts
+  window: {{rows: 2000}}
+  holdout: {{fraction: 0.25, by: time}}
+contract:
+  min_rows: 50
+triggers:
+  - performance: {{below: 0.7, min_rows: 50}}
+  - data_volume: {{rows: 600}}
+  - manual: {{}}
+train:
+  estimator: sklearn.linear_model.LogisticRegression
+  params: {{max_iter: 200}}
+  seed: 3
+evaluate:
+  metric: roc_auc
+  non_inferiority_margin: 0.02
+  bootstrap_resamples: 200
+approval:
+  mode: {approval}
+store: {store}
+"""
+
+
+def synthetic_batch(seed: int, rows: int, *, start_day: int, flipped: bool = False) -> pd.DataFrame:
+    """Rows whose label depends on x1 (or, once ``flipped``, on -x1): a concept change."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=rows)
+    x2 = rng.normal(size=rows)
+    color = rng.choice(["red", "green", "blue"], size=rows)
+    signal = (-x1 if flipped else x1) + 0.3 * x2
+    y = (signal + rng.normal(scale=0.5, size=rows) > 0).astype(int)
+    ts = pd.Timestamp("2024-01-01") + pd.to_timedelta(start_day + np.arange(rows) / rows, unit="D")
+    return pd.DataFrame({"ts": ts, "x1": x1, "x2": x2, "color": color, "y": y})
+
+
+@pytest.fixture
+def make_workspace(tmp_path: Path) -> Callable[..., Path]:
+    """Create a workspace folder: ``make_workspace(approval="auto", store=None) -> Path``.
+
+    The spec is SYNTHETIC_SPEC; the store defaults to SQLite inside the workspace.
+    Write batches with ``add_batch(ws_dir, name, frame)``.
+    """
+
+    def make(*, approval: str = "auto", store: str | None = None, name: str = "ws") -> Path:
+        root = tmp_path / name
+        (root / "data" / "batches").mkdir(parents=True)
+        store_url = store or "sqlite:///.retrainer/retrainer.db"
+        (root / "retrainer.yaml").write_text(SYNTHETIC_SPEC.format(approval=approval, store=store_url))
+        return root
+
+    return make
+
+
+def add_batch(root: Path, name: str, frame: pd.DataFrame) -> Path:
+    """Write a batch file into the workspace's source folder (atomically)."""
+    from retrainer.quickstart import write_batch
+
+    return write_batch(root / "data" / "batches", name, frame)

@@ -25,9 +25,9 @@ from retrainer.errors import NotFoundError, RetrainerError
 from retrainer.orchestrate.cycle import STEPS, CycleResult, run_cycle
 from retrainer.orchestrate.status import workspace_status
 from retrainer.quickstart.workspace_init import EXAMPLES, init_workspace
+from retrainer.registry import CHAMPION, parse_ref, promote, rollback
 from retrainer.registry.audit import list_events
 from retrainer.registry.db import as_utc
-from retrainer.registry.registry import CHAMPION, parse_ref, promote, rollback
 from retrainer.workspace import Workspace
 
 __all__ = ["app", "main"]
@@ -35,6 +35,7 @@ __all__ = ["app", "main"]
 T = TypeVar("T")
 app = typer.Typer(
     name="retrainer",
+    pretty_exceptions_enable=False,
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
@@ -132,7 +133,7 @@ def quickstart(
     validated against the champion on the same holdout and promoted.
     """
     from retrainer.quickstart.report import write_report
-    from retrainer.quickstart.stream import run_quickstart
+    from retrainer.quickstart.stream import run_quickstart, story
 
     c = _console()
     with Progress(
@@ -156,12 +157,12 @@ def quickstart(
         return
     c.print(
         table(
-            f"Versions of 'rain' ({result.metric} on each version's holdout)",
-            ["version", "status", "trained on", "rows", "why", "candidate", "champion", "promoted"],
+            f"Versions of 'rain': {result.metric} of the new version and of the champion on the "
+            "same holdout",
+            ["version", "trained on", "rows", "why", "new", "champ", "promoted"],
             [
                 (
                     f"v{v.version}",
-                    v.status,
                     v.trained_on,
                     v.train_rows,
                     v.trigger,
@@ -171,19 +172,24 @@ def quickstart(
                 )
                 for v in result.versions
             ],
-            numeric=["rows", "candidate", "champion"],
+            numeric=["rows", "new", "champ"],
         )
     )
+    for line in story(result):
+        c.print(line)
     after = [p for p in result.points if p.year > int(result.change_date[:4])]
     w = [p.with_retraining for p in after if p.with_retraining is not None]
     wo = [p.without_retraining for p in after if p.without_retraining is not None]
     if w and wo:
         c.print(
-            f"After the change ({result.change_date}): mean {result.metric} "
-            f"{sum(w) / len(w):.3f} with retraining vs {sum(wo) / len(wo):.3f} without."
+            f"Since the change: mean {result.metric} {sum(w) / len(w):.3f} with retraining, "
+            f"{sum(wo) / len(wo):.3f} without."
         )
     c.print(f"Report: {result.report}")
-    c.print(f"Explore: retrainer -w {directory} status | models list | audit log")
+    c.print(
+        f"Explore: cd {directory} && retrainer status  (also: models list, models show rain, "
+        "audit log)"
+    )
 
 
 # -- the loop ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -31,7 +32,14 @@ def table(
 ) -> Table:
     """A rich table; columns named in ``numeric`` are right-aligned."""
     right = set(numeric)
-    t = Table(title=title, title_justify="left", header_style="bold")
+    t = Table(
+        title=title,
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+    )
     for col in columns:
         t.add_column(col, justify="right" if col in right else "left", overflow="fold")
     for row in rows:

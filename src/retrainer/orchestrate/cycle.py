@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -28,13 +28,15 @@ from retrainer.evaluate.compare import evaluate_candidate
 from retrainer.monitor.performance import realised_metric
 from retrainer.monitor.triggers import TriggerContext, decide
 from retrainer.orchestrate.lease import new_holder_id
-from retrainer.registry.registry import CHAMPION, promote
+from retrainer.registry import CHAMPION, promote
 from retrainer.registry.serialization import dump_model, load_model
 from retrainer.spec import spec_hash
 from retrainer.train.environment import capture_environment
 from retrainer.train.trainers import build_trainer
 from retrainer.train.windows import select_window, split_holdout
-from retrainer.workspace import Workspace
+
+if TYPE_CHECKING:
+    from retrainer.workspace import Workspace
 
 __all__ = ["STEPS", "CycleResult", "StepCallback", "run_cycle"]
 

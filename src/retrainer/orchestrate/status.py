@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from retrainer.registry.registry import CHAMPION
-from retrainer.workspace import Workspace
+
+if TYPE_CHECKING:
+    from retrainer.workspace import Workspace
 
 __all__ = ["workspace_status"]
 

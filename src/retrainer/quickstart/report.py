@@ -18,7 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from retrainer.quickstart.stream import QuickstartResult
+from retrainer.quickstart.stream import QuickstartResult, story
 
 __all__ = ["plot_png", "write_report"]
 
@@ -84,6 +84,7 @@ def write_report(result: QuickstartResult, path: Path) -> Path:
     html = env.from_string(source).render(
         r=result,
         fmt=_fmt,
+        story=story(result),
         png=base64.b64encode(plot_png(result)).decode(),
         mean_with=sum(with_vals) / max(len(with_vals), 1),
         mean_without=sum(without_vals) / max(len(without_vals), 1),

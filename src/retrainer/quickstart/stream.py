@@ -28,7 +28,7 @@ from retrainer.registry.registry import CHAMPION
 from retrainer.registry.serialization import load_model
 from retrainer.workspace import STATE_DIR, Workspace
 
-__all__ = ["BatchPoint", "QuickstartResult", "VersionRow", "run_quickstart"]
+__all__ = ["BatchPoint", "QuickstartResult", "VersionRow", "run_quickstart", "story"]
 
 MARKER = "quickstart.marker"
 BROKEN_YEAR = 1960
@@ -56,7 +56,9 @@ class VersionRow:
     status: str
     trained_on: str
     train_rows: int
+    trigger_kind: str
     trigger: str
+    reason: str
     holdout_metric: float | None
     champion_metric: float | None
     decision: str
@@ -174,6 +176,48 @@ def _point(
     )
 
 
+def _short_trigger(trigger: dict[str, Any]) -> str:
+    kind, n = trigger.get("kind", ""), trigger.get("numbers", {})
+    if kind == "performance":
+        return f"{n['metric']} {n['value']:.3f} < {n['threshold']}"
+    if kind == "data_volume":
+        return f"{n['rows']} new rows"
+    if kind == "bootstrap":
+        return "first version"
+    return str(trigger.get("reason", kind))
+
+
+def story(result: QuickstartResult) -> list[str]:
+    """What happened around the change, in a few plain sentences."""
+    change_year = int(result.change_date[:4])
+    lines = [f"The data changed on {result.change_date} (row 12,000)."]
+    before = [p for p in result.points if p.year <= change_year and p.with_retraining is not None]
+    first = next((p for p in result.points if p.year > change_year and p.champion), None)
+    if first is None or not before:
+        return lines
+    typical = sum(p.with_retraining or 0 for p in before) / len(before)
+    lines.append(
+        f"On the first batch after it ({first.year}) champion v{first.champion} scored "
+        f"{result.metric} {first.with_retraining:.3f} (before: {typical:.3f} on average)."
+    )
+    retrained = next(
+        (
+            v
+            for v in result.versions
+            if v.trigger_kind == "performance" and v.version > (first.champion or 0)
+        ),
+        None,
+    )
+    if retrained is not None and retrained.holdout_metric is not None:
+        verdict = "promoted" if retrained.promoted else "not promoted"
+        lines.append(
+            f"That triggered a retrain: v{retrained.version} scored {retrained.holdout_metric:.3f} "
+            f"against the champion's {retrained.champion_metric or 0:.3f} on the same holdout "
+            f"rows, and was {verdict}."
+        )
+    return lines
+
+
 def _versions(ws: Workspace) -> list[VersionRow]:
     model = ws.spec.model.name
     promoted = {m.to_version for m in ws.registry.history(model, CHAMPION)}
@@ -184,9 +228,11 @@ def _versions(ws: Workspace) -> list[VersionRow]:
             VersionRow(
                 version=v.version,
                 status=v.status,
-                trained_on=f"{str(span[0])[:10]} .. {str(span[1])[:10]}",
+                trained_on=f"{str(span[0])[:7]}..{str(span[1])[:7]}",
                 train_rows=int(v.lineage.get("train_rows", 0)),
-                trigger=str(v.lineage.get("trigger", {}).get("reason", "")),
+                trigger_kind=str(v.lineage.get("trigger", {}).get("kind", "")),
+                trigger=_short_trigger(v.lineage.get("trigger", {})),
+                reason=str(v.lineage.get("trigger", {}).get("reason", "")),
                 holdout_metric=v.decision.get("candidate_metric"),
                 champion_metric=v.decision.get("champion_metric"),
                 decision=str(v.decision.get("summary", "")),

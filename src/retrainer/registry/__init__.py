@@ -4,6 +4,7 @@ from retrainer.registry.artifacts import ArtifactStore
 from retrainer.registry.audit import ChainReport, append_event, list_events, verify_chain
 from retrainer.registry.db import Clock, Database, build_engine, utc_now
 from retrainer.registry.migrate import current_revision, head_revision, migrate
+from retrainer.registry.promotion import previous_champion, promote, rollback
 from retrainer.registry.registry import (
     ANY,
     CHAMPION,
@@ -12,9 +13,6 @@ from retrainer.registry.registry import (
     VersionInfo,
     VersionRef,
     parse_ref,
-    previous_champion,
-    promote,
-    rollback,
 )
 from retrainer.registry.serialization import DEFAULT_TRUSTED_TYPES, dump_model, load_model
 
