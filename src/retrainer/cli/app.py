@@ -574,22 +574,25 @@ def audit_log(
     c.print(
         table(
             "Audit log (newest last)",
-            ["#", "at", "actor", "action", "subject", "details", "hash"],
+            ["#", "at (UTC)", "actor", "event", "details"],
             [
                 (
                     e["id"],
-                    e["at"][:19],
+                    e["at"][:19].replace("T", " "),
                     e["actor"],
-                    e["action"],
-                    e["subject"],
+                    f"{e['action']} {_short_subject(e['subject'])}",
                     _details(e["payload"]),
-                    e["hash"][:10],
                 )
                 for e in events
             ],
             numeric=["#"],
+            no_wrap=["#", "at (UTC)"],
         )
     )
+
+
+def _short_subject(subject: str) -> str:
+    return subject[:12] if subject.startswith("run/") else subject
 
 
 def _details(payload: dict[str, Any]) -> str:

@@ -29,9 +29,10 @@ def table(
     rows: Iterable[Sequence[Any]],
     *,
     numeric: Iterable[str] = (),
+    no_wrap: Iterable[str] = (),
 ) -> Table:
-    """A rich table; columns named in ``numeric`` are right-aligned."""
-    right = set(numeric)
+    """A rich table; ``numeric`` columns are right-aligned, ``no_wrap`` ones never wrap."""
+    right, keep = set(numeric), set(no_wrap)
     t = Table(
         title=title,
         title_justify="left",
@@ -41,7 +42,12 @@ def table(
         show_edge=False,
     )
     for col in columns:
-        t.add_column(col, justify="right" if col in right else "left", overflow="fold")
+        t.add_column(
+            col,
+            justify="right" if col in right else "left",
+            overflow="fold",
+            no_wrap=col in keep,
+        )
     for row in rows:
         t.add_row(*("-" if v is None else str(v) for v in row))
     return t

@@ -224,9 +224,10 @@ def _absent(value: object) -> bool:
 
 def _missing_message(column: str, df: pd.DataFrame, expected: list[str]) -> str:
     found = [str(c) for c in df.columns]
-    message = f"required column {column!r} is missing; found columns {found}"
     close = difflib.get_close_matches(column, [c for c in found if c not in expected], n=1)
-    return message + (f" (renamed to {close[0]!r}?)" if close else "")
+    if close:
+        return f"required column {column!r} is missing (renamed to {close[0]!r}?)"
+    return f"required column {column!r} is missing; found columns {found}"
 
 
 def _dtype_message(column: str, df: pd.DataFrame, bad: int, rows: str) -> str:

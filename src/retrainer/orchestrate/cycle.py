@@ -460,7 +460,7 @@ class _Cycle:
                 "outcome": f"version {version} passed its gates and awaits approval "
                 f"(retrainer promote {self.model} {version})",
             }
-        reason = f"auto-promoted by run {self.run_id}: {decision['summary']}"
+        reason = f"auto-promoted: gates passed (run {self.run_id[:8]})"
         try:
             promote(
                 self.ws.registry,
