@@ -406,7 +406,8 @@ def _model_of(annotation: Any) -> Any:
 
 
 def _explain(exc: ValidationError, source: str, root: yaml.Node | None) -> str:
-    lines = [f"{source}: {exc.error_count()} problem(s) in the spec:"]
+    n = exc.error_count()
+    lines = [f"{source}: {n} problem{'s' if n > 1 else ''} in the spec:"]
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
         path = ".".join(str(p) for p in loc) or "(top level)"

@@ -157,8 +157,7 @@ def quickstart(
         return
     c.print(
         table(
-            f"Versions of 'rain': {result.metric} of the new version and of the champion on the "
-            "same holdout",
+            f"Versions ({result.metric}: new version vs champion on the same holdout)",
             ["version", "trained on", "rows", "why", "new", "champ", "promoted"],
             [
                 (
