@@ -1,0 +1,198 @@
+"""The loop through the real CLI on a small synthetic workspace: ``run``, then every read
+command (``status``, ``models list``, ``models show`` by name, ``NAME:V`` and
+``NAME@alias``, ``audit log``) with ``--json``; ``retrain`` after the concept flips.
+
+Read commands after a run are independent, so they run as processes at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from conftest import add_batch, synthetic_batch
+from retrainer.orchestrate.cycle import STEPS, run_cycle
+from retrainer.workspace import Workspace
+
+RETRAINER = [sys.executable, "-m", "retrainer"]
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def start(*args: object, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*RETRAINER, *map(str, args)],
+        cwd=cwd,
+        env=os.environ.copy(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    try:
+        out, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def cli_all(*commands: tuple[object, ...], cwd: Path) -> list[subprocess.CompletedProcess[str]]:
+    """Run every command at once; results in order."""
+    procs = [start(*c, cwd=cwd) for c in commands]
+    return [finish(p) for p in procs]
+
+
+def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, f"{result.args}\n{result.stderr}"
+    try:
+        return json.loads(result.stdout)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"{result.args} printed no valid JSON:\n{result.stdout}") from exc
+
+
+def two_batches(root: Path) -> None:
+    add_batch(root, "b0", synthetic_batch(0, 300, start_day=0))
+    add_batch(root, "b1", synthetic_batch(1, 300, start_day=1))
+
+
+def test_run_then_every_read_command(make_workspace: Callable[..., Path]) -> None:
+    root = make_workspace(approval="auto")
+    two_batches(root)
+    cwd = root.parent
+
+    (run,) = cli_all(("run", "-w", "ws", "--json"), cwd=cwd)
+    cycle = ok_json(run)
+    assert cycle["status"] == "succeeded"
+    assert cycle["model"] == "toy"
+    assert cycle["version"] == 1
+    assert cycle["promoted"] is True
+    assert list(cycle["steps"]) == list(STEPS)
+    assert cycle["outcome"] == "version 1 promoted (champion was none)"
+
+    status, listing, show, show_v1, show_alias, missing, audit = cli_all(
+        ("status", "-w", "ws", "--json"),
+        ("models", "list", "-w", "ws", "--json"),
+        ("models", "show", "toy", "-w", "ws", "--json"),
+        ("models", "show", "toy:1", "-w", "ws"),
+        ("models", "show", "toy@champion", "-w", "ws", "--json"),
+        ("models", "show", "toy:7", "-w", "ws"),
+        ("audit", "log", "-w", "ws", "--json"),
+        cwd=cwd,
+    )
+
+    st = ok_json(status)
+    assert st["model"] == "toy"
+    assert st["champion"]["version"] == 1
+    assert 0.5 < st["champion"]["metric"] <= 1.0
+    assert st["versions"] == 1
+    assert st["awaiting_approval"] == []
+    assert st["batches"]["accepted"] == 2
+    assert st["batches"]["quarantined"] == 0
+    assert [(r["id"], r["status"], r["actor"]) for r in st["runs"]] == [
+        (cycle["run_id"], "succeeded", "tester")
+    ]
+
+    (entry,) = ok_json(listing)
+    assert entry["model"] == "toy"
+    assert entry["champion"] == 1
+    assert (entry["versions"], entry["latest"]) == (1, 1)
+    assert entry["aliases"] == {"champion": 1}
+    assert entry["metrics"]["roc_auc"] == st["champion"]["metric"]
+
+    shown = ok_json(show)
+    v = shown["version"]
+    assert (v["model"], v["version"], v["status"]) == ("toy", 1, "READY")
+    assert v["aliases"] == ["champion"]
+    assert v["created_by"] == "tester"
+    assert v["run_id"] == cycle["run_id"]
+    assert SHA256.fullmatch(v["artifact_sha256"])
+    assert v["decision"]["passed"] is True
+    assert v["lineage"]["trigger"]["kind"] == "bootstrap"
+    assert SHA256.fullmatch(v["lineage"]["spec_sha256"])
+    assert [x["version"] for x in shown["versions"]] == [1]
+    assert [
+        (h["alias"], h["from_version"], h["to_version"], h["actor"]) for h in shown["history"]
+    ] == [("champion", None, 1, "tester")]
+    assert ok_json(show_alias) == shown
+
+    assert show_v1.returncode == 0, show_v1.stderr
+    text = " ".join(show_v1.stdout.split())
+    assert "toy:1 READY aliases: champion" in text
+    assert f"artifact sha256: {v['artifact_sha256']}" in text
+    assert "Decision record: PASSED" in text
+    assert "by tester" in text
+
+    assert missing.returncode == 3, missing.stderr
+    assert missing.stdout == ""
+    err = " ".join(missing.stderr.split())
+    assert "[NOT_FOUND]" in err
+    assert "'toy' has no version 7" in err
+
+    events = ok_json(audit)
+    assert all(e["actor"] == "tester" for e in events), events
+    actions = [e["action"] for e in events]
+    assert actions[0] == "run.start"
+    assert actions[-1] == "run.succeeded"
+    assert "promote" in actions
+    (promo,) = [e for e in events if e["action"] == "promote"]
+    assert promo["subject"] == "toy@champion"
+    assert (promo["payload"]["from"], promo["payload"]["to"]) == (None, 1)
+    assert promo["payload"]["sha256"] == v["artifact_sha256"]
+    assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+    assert all(SHA256.fullmatch(e["hash"]) for e in events)
+
+
+def test_retrain_after_the_concept_flips(make_workspace: Callable[..., Path]) -> None:
+    root = make_workspace(approval="auto")
+    two_batches(root)
+    with Workspace.open(root) as ws:  # the first cycle in-process: only retrain is under test
+        assert run_cycle(ws, actor="setup").version == 1
+    add_batch(root, "flip2", synthetic_batch(2, 300, start_day=2, flipped=True))
+    cwd = root.parent
+
+    (retrain,) = cli_all(("retrain", "toy", "--reason", "x", "-w", "ws", "--json"), cwd=cwd)
+    cycle = ok_json(retrain)
+    assert cycle["status"] == "succeeded"
+    assert cycle["version"] == 2
+    assert cycle["steps"]["ingest"]["batches"], cycle["steps"]["ingest"]
+    assert cycle["steps"]["decide"]["kind"] == "manual"
+    assert cycle["steps"]["decide"]["reason"] == "manual retrain: x"
+
+    audit, status, no_reason, other_model = cli_all(
+        ("audit", "log", "-w", "ws", "--json", "--limit", "100"),
+        ("status", "-w", "ws", "--json"),
+        ("retrain", "toy", "-w", "ws"),
+        ("retrain", "ghost", "--reason", "x", "-w", "ws"),
+        cwd=cwd,
+    )
+    events = ok_json(audit)
+    starts = [e for e in events if e["action"] == "run.start"]
+    assert [e["actor"] for e in starts] == ["setup", "tester"]
+    assert starts[-1]["payload"]["request"] == {"manual_reason": "x"}
+    assert starts[-1]["subject"] == f"run/{cycle['run_id']}"
+    mine = [e for e in events if e["id"] >= starts[-1]["id"]]
+    assert {e["actor"] for e in mine} == {"tester"}
+    assert {"version.create", "version.ready"} <= {e["action"] for e in mine}
+    promotions = [e for e in events if e["action"] == "promote"]
+    assert (promotions[0]["actor"], promotions[0]["payload"]["to"]) == ("setup", 1)
+    if cycle["promoted"]:
+        assert (promotions[-1]["actor"], promotions[-1]["payload"]["to"]) == ("tester", 2)
+
+    st = ok_json(status)
+    assert st["versions"] == 2
+    assert st["champion"]["version"] == (2 if cycle["promoted"] else 1)
+    assert st["runs"][0]["id"] == cycle["run_id"]
+
+    assert no_reason.returncode == 2
+    assert "--reason" in no_reason.stderr
+    assert other_model.returncode == 3
+    assert "'toy', not 'ghost'" in " ".join(other_model.stderr.split())
