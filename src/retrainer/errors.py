@@ -16,6 +16,7 @@ Exit codes (documented in the README):
 4     conflict: the state changed under you (retry), lease held
 5     integrity: artifact hash mismatch, untrusted artifact type
 6     refused by policy: gates failed, promotion not allowed
+7     environment: the store is unreachable or the disk is full
 ====  ===========================================================
 """
 
@@ -26,6 +27,7 @@ __all__ = [
     "ConflictError",
     "ContractViolation",
     "DataSourceError",
+    "DiskFullError",
     "LeaseHeldError",
     "NotFoundError",
     "PathEscapeError",
@@ -116,7 +118,14 @@ class StoreError(RetrainerError):
     """The metadata store failed (unreachable, locked past the retry budget)."""
 
     code = "STORE"
-    exit_code = 1
+    exit_code = 7
+
+
+class DiskFullError(RetrainerError):
+    """No space left while writing an artifact, a snapshot or the store."""
+
+    code = "DISK_FULL"
+    exit_code = 7
 
 
 class ArtifactIntegrityError(RetrainerError):

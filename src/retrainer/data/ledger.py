@@ -24,7 +24,7 @@ from retrainer.errors import ConflictError, NotFoundError
 from retrainer.registry.artifacts import ArtifactStore
 from retrainer.registry.audit import append_event
 from retrainer.registry.db import Database, as_utc
-from retrainer.registry.tables import Batch, Snapshot, Watermark
+from retrainer.registry.tables import Batch, BatchScore, Snapshot, Watermark
 
 __all__ = ["BatchRecord", "Ledger", "SnapshotRecord"]
 
@@ -301,6 +301,59 @@ class Ledger:
 
         self.db.transaction(fn)
         return next(b for b in self.batches(model) if b.id == batch_id)
+
+    # -- realised performance per batch ------------------------------------------------
+
+    def unscored(self, model: str, version: int, *, after_id: int | None) -> list[BatchRecord]:
+        """Accepted batches newer than ``after_id`` that ``version`` has not been scored on."""
+
+        def fn(s: Session) -> set[int]:
+            q = select(BatchScore.batch_id).where(
+                BatchScore.model == model, BatchScore.version == version
+            )
+            return set(s.scalars(q))
+
+        done = self.db.transaction(fn)
+        return [
+            b
+            for b in self.batches(model, status=("accepted", "released"), after_id=after_id)
+            if b.id not in done
+        ]
+
+    def record_score(
+        self, model: str, version: int, batch_id: int, metrics: dict[str, Any], labelled: int
+    ) -> None:
+        """Store ``version``'s realised metrics on a batch (idempotent)."""
+
+        def fn(s: Session) -> None:
+            row = s.get(BatchScore, (batch_id, version))
+            if row is None:
+                s.add(
+                    BatchScore(
+                        batch_id=batch_id,
+                        version=version,
+                        model=model,
+                        metrics=metrics,
+                        labelled=labelled,
+                        scored_at=self.db.clock(),
+                    )
+                )
+
+        self.db.transaction(fn)
+
+    def latest_score(
+        self, model: str, version: int, *, after_id: int | None
+    ) -> tuple[int, dict[str, Any], int] | None:
+        """``(batch id, metrics, labelled rows)`` of the newest batch scored for ``version``."""
+
+        def fn(s: Session) -> tuple[int, dict[str, Any], int] | None:
+            q = select(BatchScore).where(BatchScore.model == model, BatchScore.version == version)
+            if after_id is not None:
+                q = q.where(BatchScore.batch_id > after_id)
+            row = s.scalar(q.order_by(BatchScore.batch_id.desc()).limit(1))
+            return None if row is None else (row.batch_id, row.metrics, row.labelled)
+
+        return self.db.transaction(fn)
 
     @staticmethod
     def _audit_quarantine(s: Session, model: str, row: Batch, actor: str, now: datetime) -> None:

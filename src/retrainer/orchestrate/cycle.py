@@ -10,6 +10,7 @@ so a failure at any step leaves the previous champion serving.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import time
@@ -23,7 +24,7 @@ import pandas as pd
 from retrainer.data.contract import check_batch
 from retrainer.data.ledger import SnapshotRecord
 from retrainer.data.sources import BatchRef
-from retrainer.errors import ConflictError, DataSourceError, RetrainerError
+from retrainer.errors import ConflictError, DataSourceError, DiskFullError, RetrainerError
 from retrainer.evaluate.compare import evaluate_candidate
 from retrainer.monitor.performance import realised_metric
 from retrainer.monitor.triggers import TriggerContext, decide
@@ -128,9 +129,7 @@ def run_cycle(
                 status, outcome = stop.status, stop.outcome
                 break
             except BaseException as exc:
-                error = (
-                    str(exc) if isinstance(exc, RetrainerError) else f"{type(exc).__name__}: {exc}"
-                )
+                error = _why(exc)
                 ws.journal.finish(
                     run.id,
                     status="failed",
@@ -151,6 +150,10 @@ def run_cycle(
         return CycleResult(run.id, model, status, outcome, resumed, cycle.outputs)
     finally:
         ws.leases.release(lease, holder, token)
+
+
+def _why(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, RetrainerError) else f"{type(exc).__name__}: {exc}"
 
 
 class _Cycle:
@@ -256,6 +259,11 @@ class _Cycle:
         ]
         return {"accepted": accepted, "quarantined": quarantined}
 
+    def _trained_through(self) -> int | None:
+        """The newest batch id any READY version was trained on (None before the first)."""
+        ready = [v for v in self.ws.registry.versions(self.model) if v.status == "READY"]
+        return max((int(v.lineage.get("max_batch_id", 0)) for v in ready), default=None)
+
     def step_monitor(self) -> dict[str, Any]:
         champion = self.ws.registry.get_alias(self.model, CHAMPION)
         if champion is None:
@@ -266,23 +274,26 @@ class _Cycle:
             if t.performance and t.performance.metric
         }
         m = self.spec.model
-        model = self._load_version(champion)
+        horizon = self.ws.registry.get(self.model, champion).lineage.get("max_batch_id")
         rows = []
-        by_id = {b.id: b for b in self.ws.ledger.batches(self.model, status="accepted")}
-        for batch_id in self.outputs["contract"]["accepted"]:
-            batch = by_id[batch_id]
+        for batch in self.ws.ledger.unscored(self.model, champion, after_id=horizon):
             assert batch.snapshot_id is not None
             frame = self._frame(batch.snapshot_id)
             values = {
                 name: realised_metric(
-                    model, frame, metric=name, features=list(m.features.all), target=m.target
+                    self._load_version(champion),
+                    frame,
+                    metric=name,
+                    features=list(m.features.all),
+                    target=m.target,
                 )
                 for name in sorted(metrics)
             }
             labelled = int(frame[m.target].notna().sum()) if m.target in frame else 0
+            self.ws.ledger.record_score(self.model, champion, batch.id, values, labelled)
             rows.append(
                 {
-                    "id": batch_id,
+                    "id": batch.id,
                     "key": batch.batch_key,
                     "rows": len(frame),
                     "labelled": labelled,
@@ -294,31 +305,49 @@ class _Cycle:
     def step_decide(self) -> dict[str, Any]:
         reg, ledger = self.ws.registry, self.ws.ledger
         champion = reg.get_alias(self.model, CHAMPION)
-        ready = [v for v in reg.versions(self.model) if v.status == "READY"]
-        waiting = next((v.version for v in ready if champion is None and v.gates_passed), None)
-        last_batch = max((v.lineage.get("max_batch_id", 0) for v in ready), default=None)
+        trained_through = self._trained_through()
         realised: dict[str, tuple[float, int]] = {}
-        for row in self.outputs["monitor"]["batches"]:
-            for name, value in row["metrics"].items():
-                if value is not None:
-                    realised[name] = (value, row["labelled"])
+        latest = (
+            None
+            if champion is None
+            else ledger.latest_score(self.model, champion, after_id=trained_through)
+        )
+        if latest is not None:
+            _, values, labelled = latest
+            realised = {k: (v, labelled) for k, v in values.items() if v is not None}
         ctx = TriggerContext(
             has_champion=champion is not None,
             accepted_rows_total=ledger.rows_accepted_after(self.model, None),
-            rows_since_last_training=ledger.rows_accepted_after(self.model, last_batch),
+            rows_since_last_training=ledger.rows_accepted_after(self.model, trained_through),
             realised=realised,
             manual_reason=self.manual_reason,
         )
+        waiting = self._awaiting_approval(champion)
         if waiting is not None and self.manual_reason is None:
             raise _Stop(
                 "succeeded",
                 f"no retrain: version {waiting} awaits approval",
-                {"fire": False, "kind": "none", "reason": "awaiting approval"},
+                {"fire": False, "kind": "none", "reason": f"version {waiting} awaits approval"},
             )
         decision = decide(self.spec, ctx)
         if not decision.fire:
             raise _Stop("succeeded", f"no retrain: {decision.reason}", decision.to_dict())
         return decision.to_dict()
+
+    def _awaiting_approval(self, champion: int | None) -> int | None:
+        """With manual approval: the newest passing candidate newer than the champion."""
+        if self.spec.approval.mode != "manual":
+            return None
+        return next(
+            (
+                v.version
+                for v in self.ws.registry.versions(self.model)
+                if v.status == "READY"
+                and v.gates_passed
+                and (champion is None or v.version > champion)
+            ),
+            None,
+        )
 
     def step_datasets(self) -> dict[str, Any]:
         spec, ledger = self.spec, self.ws.ledger
@@ -336,7 +365,9 @@ class _Cycle:
         self._frames[tsnap.id], self._frames[hsnap.id] = train, holdout
         kind = self.outputs["decide"]["kind"]
         key = hashlib.sha256(
-            "\x1f".join([self.model, tsnap.content_hash, hsnap.content_hash, kind]).encode()
+            "\x1f".join(
+                [self.model, tsnap.content_hash, hsnap.content_hash, kind, spec_hash(self.spec)]
+            ).encode()
         ).hexdigest()
         output = {
             "train": tsnap.to_dict(),
@@ -355,8 +386,9 @@ class _Cycle:
 
     def step_train(self) -> dict[str, Any]:
         reg = self.ws.registry
-        for v in reg.versions(self.model):  # an earlier attempt of this run died mid-way
-            if v.run_id == self.run_id and v.status == "PENDING":
+        live = {r.id for r in self.ws.journal.runs(self.model, status="running")} - {self.run_id}
+        for v in reg.versions(self.model):  # attempts that died before they were registered
+            if v.status == "PENDING" and v.run_id not in live:
                 reg.set_status(
                     self.model,
                     v.version,
@@ -391,8 +423,10 @@ class _Cycle:
         try:
             fitted = trainer.fit(self._frame(ds["train"]["id"]), seed=self.spec.train.seed)
             sha = self.ws.artifacts.put(dump_model(fitted))
-        except RetrainerError as exc:
-            reg.set_status(self.model, version, "FAILED", actor=self.actor, reason=str(exc))
+        except BaseException as exc:
+            reg.set_status(self.model, version, "FAILED", actor=self.actor, reason=_why(exc))
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                raise DiskFullError(f"no space left while training version {version}") from exc
             raise
         reg.attach_artifact(self.model, version, sha, actor=self.actor)
         self._models[version] = fitted

@@ -178,6 +178,8 @@ class Journal:
                 raise NotFoundError(f"no run {run_id}")
             now = self.db.clock()
             run.status, run.outcome, run.error, run.finished_at = status, outcome, error, now
+            if status == "failed":  # a failed run must not block a retry on the same evidence
+                run.idempotency_key = None
             if failed_step is not None:
                 s.merge(
                     RunStep(
@@ -212,13 +214,17 @@ class Journal:
 
         return self.db.transaction(fn)
 
-    def runs(self, model: str | None = None, *, limit: int = 20) -> list[RunState]:
-        """Newest runs first (without step outputs)."""
+    def runs(
+        self, model: str | None = None, *, limit: int = 20, status: str | None = None
+    ) -> list[RunState]:
+        """Newest runs first (without step outputs), optionally only those in ``status``."""
 
         def fn(s: Session) -> list[RunState]:
             q = select(Run)
             if model is not None:
                 q = q.where(Run.model == model)
+            if status is not None:
+                q = q.where(Run.status == status)
             rows = s.scalars(q.order_by(Run.started_at.desc()).limit(limit)).all()
             return [_state(r, []) for r in rows]
 

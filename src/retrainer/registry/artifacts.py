@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import hashlib
 import logging
 import os
@@ -30,7 +31,13 @@ from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from retrainer.errors import ArtifactIntegrityError, NotFoundError, PathEscapeError, SpecError
+from retrainer.errors import (
+    ArtifactIntegrityError,
+    DiskFullError,
+    NotFoundError,
+    PathEscapeError,
+    SpecError,
+)
 
 __all__ = ["ArtifactStore"]
 
@@ -134,18 +141,27 @@ class ArtifactStore:
             The lowercase sha256 hex digest, the blob's key.
 
         Raises:
-            OSError: The filesystem failed (disk full...); nothing was published.
+            DiskFullError: No space left; nothing was published.
+            OSError: The filesystem failed otherwise; nothing was published.
         """
         sha = hashlib.sha256(data).hexdigest()
         if self._intact(sha):
             logger.debug("artifact %s already stored", sha)
             return sha
-        if self._local:
-            self._put_local(sha, data)
-        else:
-            path = self.path_of(sha)
-            self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
-            self.fs.pipe_file(path, data)
+        try:
+            if self._local:
+                self._put_local(sha, data)
+            else:
+                path = self.path_of(sha)
+                self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+                self.fs.pipe_file(path, data)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise DiskFullError(
+                    f"no space left writing a {len(data)}-byte artifact to {self.uri}; "
+                    "nothing was published"
+                ) from exc
+            raise
         logger.info("stored artifact sha256 %s (%d bytes) in %s", sha, len(data), self.uri)
         return sha
 

@@ -29,6 +29,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Batch",
+    "BatchScore",
     "Lease",
     "ModelVersion",
     "Run",
@@ -80,6 +81,18 @@ class Batch(Base):
     run_id: Mapped[str] = mapped_column(String(36))
     received_at: Mapped[datetime]
     __table_args__ = (Index("ix_batches_model_status", "model", "status"),)
+
+
+class BatchScore(Base):
+    """A version's realised metrics on one labelled batch (scored once per version)."""
+
+    __tablename__ = "batch_scores"
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any]]
+    labelled: Mapped[int] = mapped_column(Integer)
+    scored_at: Mapped[datetime]
 
 
 class Watermark(Base):

@@ -174,6 +174,17 @@ def upgrade() -> None:
         batch_op.create_index("ix_batches_model_status", ["model", "status"], unique=False)
 
     op.create_table(
+        "batch_scores",
+        sa.Column("batch_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("model", sa.String(length=64), nullable=False),
+        sa.Column("metrics", sa.JSON(), nullable=False),
+        sa.Column("labelled", sa.Integer(), nullable=False),
+        sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["batch_id"], ["batches.id"]),
+        sa.PrimaryKeyConstraint("batch_id", "version"),
+    )
+    op.create_table(
         "run_steps",
         sa.Column("run_id", sa.String(length=36), nullable=False),
         sa.Column("name", sa.String(length=32), nullable=False),
@@ -215,6 +226,7 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS audit_events_append_only ON audit_events")
         op.execute("DROP FUNCTION IF EXISTS retrainer_audit_append_only()")
     op.drop_table("run_steps")
+    op.drop_table("batch_scores")
     with op.batch_alter_table("batches", schema=None) as batch_op:
         batch_op.drop_index("ix_batches_model_status")
 
