@@ -57,6 +57,7 @@ _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 _DOTTED = r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$"
+_LEADING_PATH = re.compile(r"^([a-z_]+(?:\.[a-z0-9_]+)+): ")
 _ENTRYPOINT = r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$"
 
 
@@ -67,6 +68,8 @@ def parse_duration(value: object) -> timedelta:
     match = _DURATION.match(str(value)) if isinstance(value, str) else None
     if match is None:
         raise ValueError(f"expected a duration such as '90d', '12h', '2w' or '30m', got {value!r}")
+    if int(match.group(1)) == 0:
+        raise ValueError(f"expected a positive duration such as '90d', got {value!r}")
     return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
@@ -287,11 +290,17 @@ class PipelineSpec(_Section):
         for trig in self.triggers:
             name = trig.performance.metric if trig.performance else None
             if name is not None and (name not in METRICS or METRICS[name].task != self.model.task):
-                raise ValueError(f"triggers: unknown {self.model.task} metric {name!r}")
+                known = sorted(n for n, m in METRICS.items() if m.task == self.model.task)
+                raise ValueError(
+                    f"triggers.{self.triggers.index(trig)}.performance.metric: expected one of "
+                    f"{', '.join(known)} for a {self.model.task} model, got {name!r}"
+                )
         if self.data.holdout.by == "time" and self.data.time_column is None:
-            raise ValueError("data.holdout.by is 'time', which needs data.time_column")
+            raise ValueError(
+                "data.holdout.by: 'time' needs data.time_column (set it, or use 'by: random')"
+            )
         if self.data.window.last is not None and self.data.time_column is None:
-            raise ValueError("data.window.last needs data.time_column")
+            raise ValueError("data.window.last: a time window needs data.time_column")
         return self
 
     @property
@@ -328,41 +337,85 @@ def parse_spec(text: str, *, source: str = "<spec>") -> PipelineSpec:
     """Validate spec text; ``source`` names it in errors."""
     node, data = _safe_yaml(text, source)
     if not isinstance(data, dict):
-        raise SpecError(f"{source}: expected a mapping of sections at the top level")
+        given = "an empty file" if data is None else f"a {_kind(data)}"
+        raise SpecError(
+            f"{source}: expected a mapping of sections at the top level (model:, data:, ...), "
+            f"got {given}"
+        )
     try:
         return PipelineSpec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(_explain(exc, source, node)) from exc
 
 
-class _NoDuplicatesLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of keeping the last one."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise SpecError(f"line {key_node.start_mark.line + 1}: key {key!r} is given twice")
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+def _kind(value: object) -> str:
+    kinds = {dict: "mapping", list: "list", str: "string", bool: "boolean"}
+    return kinds.get(type(value), "number" if isinstance(value, int | float) else "value")
 
 
 def _safe_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
-    loader = _NoDuplicatesLoader(text)
+    loader = yaml.SafeLoader(text)
+    node: yaml.Node | None = None
     try:
         node = loader.get_single_node()
+        _refuse_duplicates(node, ())
         data = loader.construct_document(node) if node is not None else None
     except SpecError as exc:
         raise SpecError(f"{source}: {exc.message}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        key = _path_at_mark(node, mark, ()) if mark is not None else None
+        where += f" (in {'.'.join(map(str, key))})" if key else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        if problem == "found unhashable key":
+            problem += " ({...} or [...] used as a key; quote template text: '{{ x }}')"
         raise SpecError(f"{source}: not valid YAML{where}: {problem}") from exc
     finally:
         loader.dispose()
     return node, data
+
+
+def _refuse_duplicates(node: yaml.Node | None, path: tuple[int | str, ...]) -> None:
+    """Refuse a key given twice in one mapping (YAML would silently keep the last one)."""
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicates(item, (*path, i))
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: set[tuple[str, str]] = set()
+    for key, value in node.value:
+        if isinstance(key, yaml.ScalarNode):
+            ident = (key.tag, key.value)
+            if ident in seen:
+                where = ".".join(map(str, path)) or "the top level"
+                raise SpecError(
+                    f"line {key.start_mark.line + 1}: key {key.value!r} is given twice "
+                    f"in {where}; keep one"
+                )
+            seen.add(ident)
+            _refuse_duplicates(value, (*path, key.value))
+
+
+def _path_at_mark(
+    node: yaml.Node | None, mark: yaml.Mark, path: tuple[int | str, ...]
+) -> tuple[int | str, ...]:
+    """The key path of the innermost node that spans ``mark`` (for parse errors)."""
+    children: list[tuple[int | str, yaml.Node]] = []
+    if isinstance(node, yaml.MappingNode):
+        if any(_spans(key, mark) for key, _ in node.value):
+            return path  # the problem is in a key of this mapping
+        children = [(str(k.value), v) for k, v in node.value if isinstance(k, yaml.ScalarNode)]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(enumerate(node.value))
+    for part, child in children:
+        if _spans(child, mark):
+            return _path_at_mark(child, mark, (*path, part))
+    return path
+
+
+def _spans(node: yaml.Node, mark: yaml.Mark) -> bool:
+    return node.start_mark.index <= mark.index <= max(node.end_mark.index, node.start_mark.index)
 
 
 def _node_at(node: yaml.Node | None, loc: tuple[int | str, ...]) -> yaml.Node | None:
@@ -377,9 +430,12 @@ def _node_at(node: yaml.Node | None, loc: tuple[int | str, ...]) -> yaml.Node | 
 
 
 def _key_node_at(node: yaml.Node | None, loc: tuple[int | str, ...]) -> yaml.Node | None:
+    """The node to point at for ``loc``: the key of a mapping entry, or the list item."""
     parent = _node_at(node, loc[:-1])
     if isinstance(parent, yaml.MappingNode):
         return next((k for k, _ in parent.value if k.value == loc[-1]), parent)
+    if isinstance(parent, yaml.SequenceNode) and isinstance(loc[-1], int):
+        return parent.value[loc[-1]] if loc[-1] < len(parent.value) else parent
     return parent
 
 
@@ -410,6 +466,11 @@ def _explain(exc: ValidationError, source: str, root: yaml.Node | None) -> str:
     lines = [f"{source}: {n} problem{'s' if n > 1 else ''} in the spec:"]
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        msg = err["msg"].removeprefix("Value error, ")
+        named = _LEADING_PATH.match(msg) if err["type"] == "value_error" else None
+        if named:  # a cross-field check names its own key: "data.holdout.by: ..."
+            loc = (*loc, *(int(p) if p.isdigit() else p for p in named.group(1).split(".")))
+            msg = msg[named.end() :]
         path = ".".join(str(p) for p in loc) or "(top level)"
         at = _key_node_at(root, loc) if loc else root
         line = f" (line {at.start_mark.line + 1})" if at is not None else ""
@@ -421,8 +482,8 @@ def _explain(exc: ValidationError, source: str, root: yaml.Node | None) -> str:
         elif err["type"] == "missing":
             lines.append(f"  {path}{line}: required key is missing")
         else:
-            msg = err["msg"].removeprefix("Value error, ")
             given = err.get("input")
-            shown = "" if isinstance(given, dict | list) else f" (given: {given!r})"
+            hide = named or isinstance(given, dict | list) or repr(given) in msg
+            shown = "" if hide else f" (given: {given!r})"
             lines.append(f"  {path}{line}: {msg}{shown}")
     return "\n".join(lines)

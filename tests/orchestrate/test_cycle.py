@@ -306,11 +306,6 @@ def test_manual_approval_waits_without_retraining_then_promote_works(
         assert chain_ok(ws)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src gap: step_decide waits for a candidate awaiting approval only while there is "
-    "no champion; with a champion, each new triggering batch trains another candidate",
-)
 def test_manual_approval_over_a_champion_does_not_train_while_a_candidate_waits(
     new_ws: NewWorkspace,
 ) -> None:

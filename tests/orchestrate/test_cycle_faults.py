@@ -410,14 +410,9 @@ def test_failure_inside_training_leaves_champion_and_next_fixed_cycle_works(
         assert ws.db.transaction(verify_chain).ok
 
 
-# -- known src bugs: each test states the behaviour the design asks for ---------------------------
+# -- regressions: a failed run must not cost the next one its evidence or its retry -------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: Journal.claim_key counts a failed run's idempotency key, so the retry "
-    "of a failed bootstrap on the same data is 'skipped' as a duplicate of the failed run",
-)
 def test_first_cycle_retries_after_a_training_failure(make_workspace: NewWorkspace) -> None:
     root = make_workspace()
     add_batch(root, "b1", synthetic_batch(1, 400, start_day=0))
@@ -431,11 +426,6 @@ def test_first_cycle_retries_after_a_training_failure(make_workspace: NewWorkspa
     assert (result.status, result.version, result.promoted) == ("succeeded", 2, True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: step_monitor judges only the batches accepted by the current run, so "
-    "the batch whose drop fired the performance trigger in a failed run is never judged again",
-)
 def test_performance_evidence_survives_a_failed_run(make_workspace: NewWorkspace) -> None:
     root = make_workspace()
     add_batch(root, "b1", synthetic_batch(1, 400, start_day=0))
@@ -452,11 +442,6 @@ def test_performance_evidence_survives_a_failed_run(make_workspace: NewWorkspace
     assert result.promoted
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: step_train marks the version FAILED only on RetrainerError; an OSError "
-    "(disk full) from the artifact write leaves it PENDING forever (FT-09/FT-10)",
-)
 def test_disk_full_during_artifact_write_fails_the_version(
     make_workspace: NewWorkspace, children: ForkServer
 ) -> None:

@@ -18,7 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from retrainer.errors import ArtifactIntegrityError, NotFoundError, PathEscapeError, SpecError
+from retrainer.errors import (
+    ArtifactIntegrityError,
+    DiskFullError,
+    NotFoundError,
+    PathEscapeError,
+    SpecError,
+)
 from retrainer.registry.artifacts import ArtifactStore
 
 PAYLOAD = b"model bytes \x00\xff" * 1000
@@ -259,8 +265,11 @@ def test_failed_write_publishes_nothing(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(DiskFullError, match="no space left") as info:
         local_store.put(PAYLOAD)
+    assert info.value.exit_code == 7
+    assert isinstance(info.value.__cause__, OSError)
+    assert info.value.__cause__.errno == errno.ENOSPC
     monkeypatch.undo()
 
     assert not local_store.exists(PAYLOAD_SHA)

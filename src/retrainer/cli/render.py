@@ -9,6 +9,7 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["fmt_metric", "print_json", "table"]
 
@@ -34,7 +35,7 @@ def table(
     """A rich table; ``numeric`` columns are right-aligned, ``no_wrap`` ones never wrap."""
     right, keep = set(numeric), set(no_wrap)
     t = Table(
-        title=title,
+        title=None if title is None else Text(title, style="bold"),
         title_justify="left",
         header_style="bold",
         box=box.SIMPLE_HEAD,
@@ -49,5 +50,5 @@ def table(
             no_wrap=col in keep,
         )
     for row in rows:
-        t.add_row(*("-" if v is None else str(v) for v in row))
+        t.add_row(*(Text("-" if v is None else str(v)) for v in row))  # text, never markup
     return t

@@ -30,7 +30,6 @@ from retrainer.monitor.performance import realised_metric
 from retrainer.monitor.triggers import TriggerContext, decide
 from retrainer.orchestrate.lease import new_holder_id
 from retrainer.registry import CHAMPION, promote
-from retrainer.registry.serialization import dump_model, load_model
 from retrainer.spec import spec_hash
 from retrainer.train.environment import capture_environment
 from retrainer.train.trainers import build_trainer
@@ -188,11 +187,14 @@ class _Cycle:
             info = self.ws.registry.get(self.model, version)
             if info.artifact_sha256 is None:
                 raise ConflictError(f"{self.model}:{version} has no artifact")
-            data = self.ws.artifacts.get(
-                info.artifact_sha256, what=f"model {self.model} v{version}"
-            )
-            self._models[version] = load_model(data, extra_trusted=self.spec.train.trusted_types)
+            self._models[version] = self._load_artifact(info.artifact_sha256, version)
         return self._models[version]
+
+    def _load_artifact(self, sha256: str, version: int) -> Any:
+        from retrainer.registry.serialization import load_model  # skops: slow to import
+
+        data = self.ws.artifacts.get(sha256, what=f"model {self.model} v{version}")
+        return load_model(data, extra_trusted=self.spec.train.trusted_types)
 
     # -- steps ------------------------------------------------------------------------
 
@@ -419,6 +421,8 @@ class _Cycle:
             params=trainer.describe(),
             lineage=lineage,
         )
+        from retrainer.registry.serialization import dump_model  # skops: slow to import
+
         started = time.perf_counter()
         try:
             fitted = trainer.fit(self._frame(ds["train"]["id"]), seed=self.spec.train.seed)
@@ -455,8 +459,7 @@ class _Cycle:
     def _load_version_pending(self, version: int) -> Any:
         sha = self.outputs["train"]["sha256"]
         if version not in self._models:
-            data = self.ws.artifacts.get(sha, what=f"model {self.model} v{version}")
-            self._models[version] = load_model(data, extra_trusted=self.spec.train.trusted_types)
+            self._models[version] = self._load_artifact(sha, version)
         return self._models[version]
 
     def step_register(self) -> dict[str, Any]:

@@ -1,4 +1,11 @@
-"""Registry: the metadata store, versions, aliases, artifacts and the audit chain."""
+"""Registry: the metadata store, versions, aliases, artifacts and the audit chain.
+
+``dump_model``, ``load_model`` and ``DEFAULT_TRUSTED_TYPES`` are imported on first use:
+skops scans scikit-learn when imported (about 2 s), which commands that never touch a
+model (``status``, ``audit log``, ``--help``) should not pay.
+"""
+
+from typing import Any
 
 from retrainer.registry.artifacts import ArtifactStore
 from retrainer.registry.audit import ChainReport, append_event, list_events, verify_chain
@@ -14,7 +21,6 @@ from retrainer.registry.registry import (
     VersionRef,
     parse_ref,
 )
-from retrainer.registry.serialization import DEFAULT_TRUSTED_TYPES, dump_model, load_model
 
 __all__ = [
     "ANY",
@@ -43,3 +49,11 @@ __all__ = [
     "utc_now",
     "verify_chain",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("DEFAULT_TRUSTED_TYPES", "dump_model", "load_model"):
+        from retrainer.registry import serialization
+
+        return getattr(serialization, name)
+    raise AttributeError(f"module 'retrainer.registry' has no attribute {name!r}")

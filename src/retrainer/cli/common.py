@@ -1,0 +1,93 @@
+"""What every command shares: options, the console, the actor, error handling.
+
+User text (values from a spec, batch names, reasons) is printed verbatim: the consoles
+here never interpret ``[...]`` as rich markup, so ``[a-z0-9]`` in a message stays as it is.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from retrainer.errors import NotFoundError, RetrainerError
+from retrainer.workspace import Workspace
+
+__all__ = [
+    "JsonOpt",
+    "WorkspaceOpt",
+    "actor",
+    "bold",
+    "check_model",
+    "console",
+    "guard",
+    "open_workspace",
+    "version_label",
+]
+
+T = TypeVar("T")
+
+WorkspaceOpt = Annotated[
+    Path,
+    typer.Option(
+        "--workspace",
+        "-w",
+        envvar="RETRAINER_WORKSPACE",
+        help="Workspace folder (or its retrainer.yaml). Default: the current folder.",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console that prints text as given (no markup, no highlighting)."""
+    return Console(stderr=stderr, markup=False, highlight=False, soft_wrap=False)
+
+
+def bold(text: str) -> Text:
+    """``text`` in bold, without interpreting any markup in it."""
+    return Text(text, style="bold")
+
+
+def actor() -> str:
+    """Who is acting: RETRAINER_ACTOR, else the local user (embedded default)."""
+    return os.environ.get("RETRAINER_ACTOR") or f"local:{getpass.getuser()}"
+
+
+@contextmanager
+def open_workspace(path: Path) -> Iterator[Workspace]:
+    """Open the workspace at ``path`` and close it afterwards."""
+    ws = Workspace.open(path)
+    try:
+        yield ws
+    finally:
+        ws.close()
+
+
+def check_model(ws: Workspace, name: str) -> None:
+    """Refuse a model name that is not this workspace's model."""
+    if name != ws.spec.model.name:
+        raise NotFoundError(f"this workspace's model is {ws.spec.model.name!r}, not {name!r}")
+
+
+def guard(fn: Callable[[], T]) -> T:
+    """Run a command body; map retrainer errors to their exit codes with one clear line."""
+    try:
+        return fn()
+    except RetrainerError as exc:
+        line = Text.assemble(("error", "bold red"), f" [{exc.code}] {exc.message}")
+        Console(stderr=True, highlight=False, soft_wrap=True).print(line)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def version_label(version: int | None) -> str:
+    """``v3``, or ``none``."""
+    return "none" if version is None else f"v{version}"
