@@ -7,15 +7,11 @@ Read commands after a run are independent, so they run as processes at once.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from cliproc import cli_all, ok_json
 from typer.testing import CliRunner
 
 from conftest import add_batch, synthetic_batch
@@ -23,43 +19,7 @@ from retrainer.cli.app import app
 from retrainer.orchestrate.cycle import STEPS, run_cycle
 from retrainer.workspace import Workspace
 
-RETRAINER = [sys.executable, "-m", "retrainer"]
 SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def start(*args: object, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*RETRAINER, *map(str, args)],
-        cwd=cwd,
-        env=os.environ.copy(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
-    try:
-        out, err = proc.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def cli_all(*commands: tuple[object, ...], cwd: Path) -> list[subprocess.CompletedProcess[str]]:
-    """Run every command at once; results in order."""
-    procs = [start(*c, cwd=cwd) for c in commands]
-    return [finish(p) for p in procs]
-
-
-def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
-    assert result.returncode == 0, f"{result.args}\n{result.stderr}"
-    try:
-        return json.loads(result.stdout)
-    except json.JSONDecodeError as exc:
-        raise AssertionError(f"{result.args} printed no valid JSON:\n{result.stdout}") from exc
 
 
 def two_batches(root: Path) -> None:

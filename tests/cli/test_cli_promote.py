@@ -8,14 +8,12 @@ awaits approval. Only the commands under test run as processes; independent ones
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cliproc import cli_all, ok_json
 from sqlalchemy import select
 
 from conftest import add_batch, synthetic_batch
@@ -24,40 +22,6 @@ from retrainer.orchestrate.cycle import run_cycle
 from retrainer.registry import CHAMPION, list_events, promote
 from retrainer.registry.tables import Alias
 from retrainer.workspace import Workspace
-
-RETRAINER = [sys.executable, "-m", "retrainer"]
-
-
-def start(*args: object, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*RETRAINER, *map(str, args)],
-        cwd=cwd,
-        env=os.environ.copy(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
-    try:
-        out, err = proc.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def cli_all(*commands: tuple[object, ...], cwd: Path) -> list[subprocess.CompletedProcess[str]]:
-    """Start every command at the same time; results in order."""
-    procs = [start(*c, cwd=cwd) for c in commands]
-    return [finish(p) for p in procs]
-
-
-def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
-    assert result.returncode == 0, f"{result.args}\n{result.stderr}"
-    return json.loads(result.stdout)
 
 
 def folded(text: str) -> str:
