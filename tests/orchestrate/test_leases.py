@@ -166,30 +166,30 @@ def test_a_stale_release_does_not_free_the_new_holders_lease(leases: Leases, clo
         leases.acquire("cycle:rain", "third:1:x")
 
 
-def test_concurrent_first_acquires_have_exactly_one_winner(
-    db: Database, request: pytest.FixtureRequest
-) -> None:
+def test_concurrent_first_acquires_have_exactly_one_winner(db: Database) -> None:
     """Two workers start on a lease nobody held yet: one wins, the other is told who holds it.
 
-    On PostgreSQL both transactions are held right after their ``SELECT ... FOR UPDATE``
-    (which finds no row, so locks nothing) until both have looked: a certain race.
-    SQLite serialises the two transactions (``BEGIN IMMEDIATE``), so no hook there.
+    On PostgreSQL both transactions are held right after their first ``SELECT ... FOR
+    UPDATE`` (which finds no row, so locks nothing) until both have looked: a certain
+    race, which the loser's insert loses on the primary key (a later look, on retry, is
+    not held). SQLite serialises the two transactions (``BEGIN IMMEDIATE``), so no hook.
     """
-    if db.dialect == "postgresql":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="src bug: Leases.acquire lets the IntegrityError of a racing first "
-                "INSERT reach the caller on PostgreSQL (see report)",
-            )
-        )
     leases = Leases(db, ttl=TTL)
     start = threading.Barrier(2)
     both_looked = threading.Barrier(2)
+    looked: set[int] = set()
+    inserts: list[str] = []
 
     def hold(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if "FROM leases" in statement and "FOR UPDATE" in statement:
-            both_looked.wait(timeout=30)
+            me = threading.get_ident()
+            if me not in looked:
+                looked.add(me)
+                both_looked.wait(timeout=30)
+
+    def count_inserts(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("INSERT INTO leases"):
+            inserts.append(statement)
 
     outcomes: list[object] = [None, None]
 
@@ -202,6 +202,7 @@ def test_concurrent_first_acquires_have_exactly_one_winner(
 
     if db.dialect == "postgresql":
         event.listen(db.engine, "after_cursor_execute", hold)
+        event.listen(db.engine, "before_cursor_execute", count_inserts)
     try:
         threads = [threading.Thread(target=attempt, args=(i,)) for i in range(2)]
         for t in threads:
@@ -211,25 +212,28 @@ def test_concurrent_first_acquires_have_exactly_one_winner(
     finally:
         if event.contains(db.engine, "after_cursor_execute", hold):
             event.remove(db.engine, "after_cursor_execute", hold)
+        if event.contains(db.engine, "before_cursor_execute", count_inserts):
+            event.remove(db.engine, "before_cursor_execute", count_inserts)
     assert sorted(map(type, outcomes), key=str) == sorted([int, LeaseHeldError], key=str), [
         repr(o) for o in outcomes
     ]
     assert 1 in outcomes
+    winner = outcomes.index(1)
+    (lost,) = [o for o in outcomes if isinstance(o, LeaseHeldError)]
+    assert f"held by other-host:{winner}:x" in str(lost)
+    if db.dialect == "postgresql":
+        assert len(looked) == 2
+        assert len(inserts) == 2  # the race was real: both looked, then both inserted
 
 
-def test_expiry_is_right_when_the_clock_is_not_in_utc(
-    db: Database, request: pytest.FixtureRequest
-) -> None:
-    if db.dialect == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="src bug: SQLite DateTime drops the UTC offset of expires_at, so a "
-                "+02:00 clock keeps the lease two hours too long (see report)",
-            )
-        )
-    clock = Clock(T0.astimezone(timezone(timedelta(hours=2))))
+@pytest.mark.parametrize("hours", [2, -5])
+def test_expiry_is_right_when_the_clock_is_not_in_utc(db: Database, hours: int) -> None:
+    """The lease lasts exactly its TTL (not TTL plus or minus the clock's UTC offset)."""
+    clock = Clock(T0.astimezone(timezone(timedelta(hours=hours))))
     leases = Leases(Database(db.engine, clock=clock), ttl=TTL)
     leases.acquire("cycle:rain", "other-host:1:a")
-    clock.advance(TTL + timedelta(seconds=1))
+    clock.advance(TTL - timedelta(seconds=1))
+    with pytest.raises(LeaseHeldError, match="until 2026-03-01 12:15:00 UTC"):
+        leases.acquire("cycle:rain", "other-host:2:b")
+    clock.advance(timedelta(seconds=2))
     assert leases.acquire("cycle:rain", "other-host:2:b") == 2

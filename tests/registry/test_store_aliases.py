@@ -41,9 +41,13 @@ def _candidate(reg: Registry, model: str = "rain", *, passed: bool | None = True
 
 
 def _state(reg: Registry, db: Database, model: str = "rain") -> tuple[Any, ...]:
-    """Everything a refused move must leave unchanged."""
+    """Everything a refused move must leave unchanged (its own refusal record aside)."""
     with db.session() as s:
-        events = s.scalar(select(func.count()).select_from(AuditEvent))
+        events = s.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action != "promote.refused")
+        )
         champions = s.scalar(
             text("SELECT count(*) FROM aliases WHERE model = :m AND alias = 'champion'"),
             {"m": model},
@@ -51,11 +55,11 @@ def _state(reg: Registry, db: Database, model: str = "rain") -> tuple[Any, ...]:
     return reg.aliases(model), reg.history(model), events, champions
 
 
-def _promote_events(db: Database) -> int:
+def _promote_events(db: Database, action: str = "promote") -> int:
     with db.session() as s:
         return int(
             s.scalar(
-                select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "promote")
+                select(func.count()).select_from(AuditEvent).where(AuditEvent.action == action)
             )
             or 0
         )
@@ -229,13 +233,14 @@ def test_rollback_without_a_previous_champion_is_not_found(reg: Registry, db: Da
     assert _state(reg, db) == before
 
 
-def test_rollback_to_a_quarantined_version_is_refused(reg: Registry, db: Database) -> None:
+def test_rollback_skips_a_quarantined_version_and_says_so(reg: Registry, db: Database) -> None:
     v1, v2 = _candidate(reg), _candidate(reg)
     promote(reg, "rain", v1, actor="a", reason="r", expected=None)
     promote(reg, "rain", v2, actor="a", reason="r", expected=v1)
     reg.set_status("rain", v1, "QUARANTINED", actor="auditor", reason="leak")
+    assert previous_champion(reg, "rain") is None
     before = _state(reg, db)
-    with pytest.raises(PolicyError, match="only READY"):
+    with pytest.raises(NotFoundError, match=f"rain@champion.*version {v1} is QUARANTINED"):
         rollback(reg, "rain", actor="a", reason="r")
     assert _state(reg, db) == before
 
@@ -305,6 +310,7 @@ def test_ft01_concurrent_promotions_exactly_one_wins(
         old = reg.get_alias("rain", CHAMPION)
         a, b = _candidate(reg), _candidate(reg)
         history, promotes = len(reg.history("rain")), _promote_events(db)
+        refusals = _promote_events(db, "promote.refused")
 
         outcomes = _race(reg, db, [a, b])
 
@@ -321,3 +327,4 @@ def test_ft01_concurrent_promotions_exactly_one_wins(
         assert len(reg.history("rain")) == history + 1
         assert reg.history("rain")[-1].to_version == wins[0].to_version
         assert _promote_events(db) == promotes + 1
+        assert _promote_events(db, "promote.refused") == refusals + 1  # the loser, on record

@@ -9,20 +9,24 @@ A live holder is never preempted before its lease expires.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from retrainer.errors import LeaseHeldError
+from retrainer.errors import ConflictError, LeaseHeldError
 from retrainer.registry.db import Database, as_utc
 from retrainer.registry.tables import Lease
 
 __all__ = ["Leases", "new_holder_id"]
 
 DEFAULT_TTL = timedelta(minutes=15)
+_INSERT_RACE_RETRIES = 3
+log = logging.getLogger(__name__)
 
 
 def new_holder_id() -> str:
@@ -57,7 +61,10 @@ class Leases:
     def acquire(self, name: str, holder: str) -> int:
         """Take ``name`` for ``holder`` and return the fencing token.
 
-        Raises LeaseHeldError naming the live holder and when its lease expires.
+        Raises LeaseHeldError naming the live holder and when its lease expires. Two
+        callers racing to create a lease nobody held yet behave as if one came first:
+        the loser's insert fails on the primary key, and it looks again (and is told
+        who holds the lease, or takes it if that holder is already gone).
         """
 
         def fn(s: Session) -> int:
@@ -65,6 +72,7 @@ class Leases:
             row = s.get(Lease, name, with_for_update=True)
             if row is None:
                 s.add(Lease(name=name, holder=holder, token=1, expires_at=now + self.ttl))
+                s.flush()  # a racing first insert fails here, on the primary key
                 return 1
             free = (
                 row.holder == holder or as_utc(row.expires_at) <= now or _holder_is_dead(row.holder)
@@ -74,7 +82,16 @@ class Leases:
             row.holder, row.token, row.expires_at = holder, row.token + 1, now + self.ttl
             return row.token
 
-        return self.db.transaction(fn)
+        for attempt in range(_INSERT_RACE_RETRIES):
+            try:
+                return self.db.transaction(fn)
+            except IntegrityError as exc:
+                if attempt == _INSERT_RACE_RETRIES - 1:
+                    raise ConflictError(
+                        f"lease {name!r} kept changing while it was being taken; retry"
+                    ) from exc
+                log.debug("lease %r was created concurrently; looking again", name)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def renew(self, name: str, holder: str, token: int) -> None:
         """Extend the lease. Raises LeaseHeldError if it was taken over (stale token)."""

@@ -5,6 +5,10 @@ records, so the change and its audit row commit together or not at all. Appends 
 serialised (``BEGIN IMMEDIATE`` on SQLite, a table lock on PostgreSQL), so the chain
 never forks. The database refuses UPDATE and DELETE on the table (migration 0001).
 ``verify_chain`` recomputes every link and names the first broken one.
+
+Times are hashed as their UTC instant (``as_utc(at).isoformat()``), which is exactly
+what the store gives back (:class:`~retrainer.registry.tables.UTCDateTime`), so the
+chain verifies whatever the offset of the clock that wrote it.
 """
 
 from __future__ import annotations
@@ -49,7 +53,13 @@ def append_event(
     subject: str,
     payload: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event in the caller's transaction and return it (flushed, with its id)."""
+    """Append one event in the caller's transaction and return it (flushed, with its id).
+
+    ``at`` must be timezone-aware (ValueError otherwise); it is stored and hashed as UTC.
+    """
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"audit event time must be timezone-aware, got naive {at!r}")
+    at = as_utc(at)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("LOCK TABLE audit_events IN SHARE ROW EXCLUSIVE MODE"))
     prev = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))

@@ -40,7 +40,11 @@ def utc_now() -> datetime:
 
 
 def as_utc(value: datetime) -> datetime:
-    """``value`` as aware UTC; naive values (SQLite returns those) are taken as UTC."""
+    """``value`` as aware UTC; naive values are taken as UTC.
+
+    The store writes UTC and reads back aware UTC on every dialect (``UTCDateTime``);
+    naive values only come from raw SQL over SQLite, whose text is naive UTC.
+    """
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)

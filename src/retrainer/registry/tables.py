@@ -2,12 +2,13 @@
 
 The schema is owned by the Alembic migrations in ``registry/migrations``; these classes
 must match them (a test compares the two). Timestamps are timezone-aware UTC, written
-by the store (never by callers). JSON payloads use SQLAlchemy's portable ``JSON`` type.
+by the store (never by callers), through :class:`UTCDateTime` so that they mean the
+same instant on every dialect. JSON payloads use SQLAlchemy's portable ``JSON`` type.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -19,8 +20,10 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -35,15 +38,46 @@ __all__ = [
     "Run",
     "RunStep",
     "Snapshot",
+    "UTCDateTime",
     "Watermark",
 ]
 
-UTC_DATETIME = DateTime(timezone=True)
 ID = BigInteger().with_variant(Integer, "sqlite")
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware datetime stored as the same instant on every dialect; read back as UTC.
+
+    PostgreSQL keeps the instant (``timestamptz``); SQLite has no time zones and
+    SQLAlchemy's ``DateTime`` there drops the offset, keeping the local wall time. So
+    values are converted to UTC before they are written (naive UTC text on SQLite),
+    and every value read is aware UTC. Naive values are refused (ValueError): their
+    instant is unknown. Comparisons in queries go through the same conversion.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"expected a timezone-aware datetime for the store, got naive {value!r}"
+            )
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:  # SQLite: written as naive UTC above
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, datetime: UTC_DATETIME}
+    type_annotation_map = {dict[str, Any]: JSON, datetime: UTCDateTime()}
 
 
 class Snapshot(Base):

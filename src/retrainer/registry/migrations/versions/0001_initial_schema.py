@@ -1,5 +1,8 @@
 """Initial schema: snapshots, batches, watermarks, runs and steps, versions, aliases, audit.
 
+Timestamp columns are ``DateTime(timezone=True)``, the storage type of the models'
+``UTCDateTime`` (which writes UTC, as naive UTC text on SQLite, and reads aware UTC).
+
 Revision ID: 0001
 Revises:
 Create Date: 2026-11-25 19:26:19.596404
