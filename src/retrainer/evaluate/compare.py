@@ -44,7 +44,7 @@ def evaluate_candidate(
     feats = list(model.features.all)
     y = holdout[model.target].to_numpy()
     cand_out = model_output(candidate, holdout, name, feats)
-    cand = score(name, y, cand_out)
+    cand = _score(name, y, cand_out)
     gates = [_finite_gate(name, cand)]
     if evaluate.min_metric is not None:
         ok = cand >= evaluate.min_metric if info.higher_is_better else cand <= evaluate.min_metric
@@ -67,7 +67,7 @@ def evaluate_candidate(
         )
     else:
         champ_out = model_output(champion, holdout, name, feats)
-        champ = score(name, y, champ_out)
+        champ = _score(name, y, champ_out)
         observed, lo, hi = paired_bootstrap(
             name,
             y,
@@ -81,6 +81,14 @@ def evaluate_candidate(
             _champion_gate(evaluate, name, cand, champ, observed, lo, hi, champion_version)
         )
     return DecisionRecord(name, cand, champ, champion_version, len(holdout), tuple(gates))
+
+
+def _score(name: str, y: np.ndarray[Any, Any], out: np.ndarray[Any, Any]) -> float:
+    """The metric, or NaN where it is undefined (e.g. log_loss on a one-class holdout)."""
+    try:
+        return score(name, y, out)
+    except ValueError:
+        return float("nan")
 
 
 def _finite_gate(name: str, value: float) -> GateResult:

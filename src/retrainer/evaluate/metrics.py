@@ -33,7 +33,13 @@ def _rmse(y: np.ndarray[Any, Any], p: np.ndarray[Any, Any]) -> float:
 
 
 def _f1(y: np.ndarray[Any, Any], p: np.ndarray[Any, Any]) -> float:
-    return float(skm.f1_score(y, p, average="binary" if len(np.unique(y)) <= 2 else "macro"))
+    labels = np.union1d(y, p)
+    if len(labels) > 2:
+        return float(skm.f1_score(y, p, average="macro"))
+    # binary: the positive class is 1 if present, else the greater label (predict_proba's
+    # second column), so labels such as "no"/"yes" work too
+    positive = 1 if len(labels) == 0 or 1 in labels.tolist() else labels[-1]
+    return float(skm.f1_score(y, p, pos_label=positive))
 
 
 def _auc(y: np.ndarray[Any, Any], p: np.ndarray[Any, Any]) -> float:

@@ -71,26 +71,50 @@ def decide(spec: PipelineSpec, ctx: TriggerContext) -> TriggerDecision:
             name = p.metric or spec.evaluate.metric
             seen = ctx.realised.get(name)
             if seen is None or seen[1] < p.min_rows:
-                quiet.append(f"{name}: not enough labelled rows to judge")
+                count = "none scored" if seen is None else f"{seen[1]} of {p.min_rows}"
+                quiet.append(f"{name}: not enough labelled rows to judge ({count})")
                 continue
             value, rows = seen
             crossed = [
                 (word, bound)
-                for word, bound, hit in (
-                    ("below", p.below, p.below is not None and value < p.below),
-                    ("above", p.above, p.above is not None and value > p.above),
-                )
-                if hit
+                for word, bound in (("below", p.below), ("above", p.above))
+                if bound is not None and (value < bound if word == "below" else value > bound)
             ]
             if crossed:
                 word, bound = crossed[0]
                 return TriggerDecision(
                     True,
                     "performance",
-                    f"champion {name} {value:.3f} on the newest batch "
+                    f"champion {name} {_shown(value, bound)} on the newest batch "
                     f"({rows} rows) is {word} {bound}",
                     {"metric": name, "value": value, "rows": rows, "threshold": bound},
                 )
-            quiet.append(f"champion {name} {value:.3f} within bounds")
-    reason = "no trigger fired" + (f": {'; '.join(quiet)}" if quiet else " (none configured)")
+            bounds = " or ".join(
+                f"{word} {bound}"
+                for word, bound in (("below", p.below), ("above", p.above))
+                if bound is not None
+            )
+            given = [b for b in (p.below, p.above) if b is not None]
+            near = min(given, key=lambda b: abs(b - value))
+            quiet.append(
+                f"champion {name} {_shown(value, near)} ({rows} rows) within bounds "
+                f"(fires {bounds})"
+            )
+    if quiet:
+        reason = f"no trigger fired: {'; '.join(quiet)}"
+    elif any(t.manual is not None for t in spec.triggers):
+        reason = "no automatic trigger configured (manual only: 'retrainer retrain')"
+    else:
+        reason = "no trigger fired (none configured)"
     return TriggerDecision(False, "none", reason, {})
+
+
+def _shown(value: float, bound: float) -> str:
+    """``value`` to 3 decimals, or more where 3 would hide which side of ``bound`` it is on."""
+    if value == bound:
+        return f"{value:.3f}"
+    for digits in range(3, 10):
+        text = f"{value:.{digits}f}"
+        if float(text) != bound and (float(text) < bound) == (value < bound):
+            return text
+    return repr(value)

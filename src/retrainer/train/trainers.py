@@ -48,6 +48,10 @@ def import_object(path: str, *, key: str) -> Any:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise SpecError(f"{key}: cannot import module {module_name!r} ({exc})") from exc
+    except Exception as exc:  # the module itself fails while importing (syntax, top-level code)
+        raise SpecError(
+            f"{key}: importing module {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
     try:
         return getattr(module, attr)
     except AttributeError as exc:
@@ -64,9 +68,11 @@ class EstimatorTrainer:
         self.cls = import_object(train.estimator, key="train.estimator")
         if not (inspect.isclass(self.cls) and hasattr(self.cls, "fit")):
             raise SpecError(f"train.estimator: {train.estimator!r} is not an estimator class")
-        accepted = set(inspect.signature(self.cls).parameters)
+        parameters = inspect.signature(self.cls).parameters
+        accepted = set(parameters)
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
         unknown = sorted(set(train.params) - accepted)
-        if unknown and "kwargs" not in accepted:
+        if unknown and not takes_any:
             raise SpecError(
                 f"train.params: {train.estimator} takes no parameter {', '.join(unknown)} "
                 f"(it takes: {', '.join(sorted(accepted))})"
