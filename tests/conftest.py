@@ -149,7 +149,8 @@ def make_workspace(tmp_path: Path) -> Callable[..., Path]:
         root = tmp_path / name
         (root / "data" / "batches").mkdir(parents=True)
         store_url = store or "sqlite:///.retrainer/retrainer.db"
-        (root / "retrainer.yaml").write_text(SYNTHETIC_SPEC.format(approval=approval, store=store_url))
+        spec = SYNTHETIC_SPEC.format(approval=approval, store=store_url)
+        (root / "retrainer.yaml").write_text(spec)
         return root
 
     return make

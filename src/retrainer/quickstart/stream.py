@@ -95,6 +95,10 @@ ProgressCallback = Callable[[int, int, str], None]
 
 
 def _prepare(directory: Path) -> None:
+    if directory.exists() and not directory.is_dir():
+        raise SpecError(
+            f"{directory} is a file, not a folder; choose a folder (retrainer quickstart DIR)"
+        )
     if directory.exists() and any(directory.iterdir()):
         if not (directory / STATE_DIR / MARKER).exists():
             raise SpecError(
