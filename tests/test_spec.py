@@ -201,7 +201,7 @@ CASES = [
         edit("  - manual: {}\n", "  - manual: {}\n    data_volume: {rows: 5}\n"),
         [
             "triggers.2",
-            "exactly one of data_volume, performance, manual",
+            "exactly one of data_volume, performance, drift, schedule, manual",
             "got data_volume, manual",
         ],
         None,  # the line is checked in test_sequence_item_errors_name_the_line_of_the_item

@@ -20,8 +20,10 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from croniter import croniter
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -39,11 +41,14 @@ __all__ = [
     "ApprovalSection",
     "ContractSection",
     "DataSection",
+    "DriftSection",
     "EvaluateSection",
     "Features",
     "HoldoutSpec",
     "ModelSection",
+    "MonitorSection",
     "PipelineSpec",
+    "RetrainPolicy",
     "TrainSection",
     "TriggerSpec",
     "WindowSpec",
@@ -166,17 +171,68 @@ class DataVolumeTrigger(_Section):
 
 
 class PerformanceTrigger(_Section):
-    """Retrain when the champion's realised metric on the newest batch crosses a bound."""
+    """Retrain when the champion's metric on the newest batch crosses a bound.
+
+    The metric is the realised one (labels in the batch); with ``estimated: true`` and no
+    labels, it is estimated from the champion's calibrated probabilities (CBPE).
+    """
 
     below: float | None = Field(default=None, description="fire when the metric is below")
     above: float | None = Field(default=None, description="fire when the metric is above")
+    drop: float | None = Field(
+        default=None, gt=0.0, description="fire when worse than the champion's holdout by more"
+    )
     metric: str | None = Field(default=None, description="default: evaluate.metric")
     min_rows: int = Field(default=100, ge=1, description="labelled rows needed to judge")
+    estimated: bool = Field(default=False, description="use the CBPE estimate without labels")
 
     @model_validator(mode="after")
     def _bound(self) -> PerformanceTrigger:
-        if self.below is None and self.above is None:
-            raise ValueError("expected 'below' (e.g. for roc_auc) or 'above' (e.g. for rmse)")
+        if self.below is None and self.above is None and self.drop is None:
+            raise ValueError(
+                "expected 'below' (e.g. for roc_auc), 'above' (e.g. for rmse) or 'drop' "
+                "(worse than the champion's holdout by more than this)"
+            )
+        return self
+
+
+class DriftTrigger(_Section):
+    """Retrain when the newest batch drifted from the champion's training data.
+
+    Fires when any given condition holds: the share of drifted features reaches
+    ``share``, any feature of ``features`` drifted, or the domain classifier's AUC
+    reaches ``domain_auc``.
+    """
+
+    share: float | None = Field(default=None, gt=0.0, le=1.0)
+    features: list[str] | None = Field(default=None, min_length=1)
+    domain_auc: float | None = Field(default=None, gt=0.5, le=1.0)
+
+    @model_validator(mode="after")
+    def _condition(self) -> DriftTrigger:
+        if self.share is None and self.features is None and self.domain_auc is None:
+            raise ValueError("expected 'share' (e.g. 0.3), 'features' or 'domain_auc' (e.g. 0.7)")
+        return self
+
+
+class ScheduleTrigger(_Section):
+    """Retrain on a cron schedule, in ``timezone``; after downtime, once (no backlog)."""
+
+    cron: str = Field(description="five fields, e.g. '0 3 * * 1' (Mondays 03:00)")
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _valid(self) -> ScheduleTrigger:
+        if not croniter.is_valid(self.cron) or len(self.cron.split()) != 5:
+            raise ValueError(
+                f"expected a five-field cron expression such as '0 3 * * 1', got {self.cron!r}"
+            )
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"expected an IANA time zone such as 'Europe/Berlin', got {self.timezone!r}"
+            ) from exc
         return self
 
 
@@ -184,27 +240,82 @@ class ManualTrigger(_Section):
     require_reason: bool = True
 
 
+TRIGGER_KINDS = ("data_volume", "performance", "drift", "schedule", "manual")
+
+
 class TriggerSpec(_Section):
-    """One trigger: exactly one of ``data_volume``, ``performance`` or ``manual``."""
+    """One trigger: exactly one of data_volume, performance, drift, schedule or manual."""
 
     data_volume: DataVolumeTrigger | None = None
     performance: PerformanceTrigger | None = None
+    drift: DriftTrigger | None = None
+    schedule: ScheduleTrigger | None = None
     manual: ManualTrigger | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> TriggerSpec:
-        given = [k for k in ("data_volume", "performance", "manual") if getattr(self, k)]
+        given = [k for k in TRIGGER_KINDS if getattr(self, k)]
         if len(given) != 1:
             raise ValueError(
-                "expected exactly one of data_volume, performance, manual in a trigger, "
+                f"expected exactly one of {', '.join(TRIGGER_KINDS)} in a trigger, "
                 f"got {', '.join(given) or 'none'}"
             )
         return self
 
     @property
     def kind(self) -> str:
-        """The trigger's kind: ``data_volume``, ``performance`` or ``manual``."""
-        return next(k for k in ("data_volume", "performance", "manual") if getattr(self, k))
+        """The trigger's kind: one of :data:`TRIGGER_KINDS`."""
+        return next(k for k in TRIGGER_KINDS if getattr(self, k))
+
+
+class RetrainPolicy(_Section):
+    """How triggers combine, and how often retraining may happen at most."""
+
+    combine: Literal["any", "all"] = Field(
+        default="any", description="'all': every automatic trigger must fire together"
+    )
+    cooldown: Duration | None = Field(default=None, description="quiet time after a retrain")
+    max_retrains: int | None = Field(default=None, ge=1, description="at most this many ...")
+    per: Duration = Field(default=timedelta(days=7), description="... per this period")
+
+
+class EffectSpec(_Section):
+    effect: str
+    min_effect: float = Field(ge=0.0)
+
+
+class DriftSection(_Section):
+    """How drift is judged: a feature drifts only when its effect size reaches
+    ``min_effect`` *and* its test (KS or chi-square) is significant at ``alpha`` after
+    correction across features, with at least ``min_samples`` rows on each side."""
+
+    alpha: float = Field(default=0.01, gt=0.0, lt=1.0)
+    correction: Literal["bh", "bonferroni", "none"] = "bh"
+    min_samples: int = Field(default=200, ge=1)
+    numeric: EffectSpec = Field(default_factory=lambda: EffectSpec(effect="psi", min_effect=0.2))
+    categorical: EffectSpec = Field(
+        default_factory=lambda: EffectSpec(effect="cramers_v", min_effect=0.1)
+    )
+    domain_classifier: bool = False
+
+    @model_validator(mode="after")
+    def _effects(self) -> DriftSection:
+        for where, value, known in (
+            ("numeric", self.numeric.effect, ("ks", "psi", "js", "wasserstein")),
+            ("categorical", self.categorical.effect, ("cramers_v", "psi", "js")),
+        ):
+            if value not in known:
+                raise ValueError(
+                    f"monitor.drift.{where}.effect: expected one of {', '.join(known)}, "
+                    f"got {value!r}"
+                )
+        return self
+
+
+class MonitorSection(_Section):
+    """What the monitor measures on each new batch."""
+
+    drift: DriftSection = Field(default_factory=DriftSection)
 
 
 class TrainSection(_Section):
@@ -272,6 +383,8 @@ class PipelineSpec(_Section):
     data: DataSection
     contract: ContractSection = Field(default_factory=ContractSection)
     triggers: list[TriggerSpec] = Field(default_factory=list)
+    retrain_policy: RetrainPolicy = Field(default_factory=RetrainPolicy)
+    monitor: MonitorSection = Field(default_factory=MonitorSection)
     train: TrainSection
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
     approval: ApprovalSection = Field(default_factory=ApprovalSection)
@@ -301,6 +414,16 @@ class PipelineSpec(_Section):
             )
         if self.data.window.last is not None and self.data.time_column is None:
             raise ValueError("data.window.last: a time window needs data.time_column")
+        features = set(self.model.features.all)
+        for i, trig in enumerate(self.triggers):
+            unknown = (
+                [f for f in (trig.drift.features or []) if f not in features] if trig.drift else []
+            )
+            if unknown:
+                raise ValueError(
+                    f"triggers.{i}.drift.features: expected model features, got "
+                    f"{', '.join(map(repr, unknown))} (features: {', '.join(sorted(features))})"
+                )
         return self
 
     @property

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,10 +27,12 @@ from retrainer.data.ledger import SnapshotRecord
 from retrainer.data.sources import BatchRef
 from retrainer.errors import ConflictError, DataSourceError, DiskFullError, RetrainerError
 from retrainer.evaluate.compare import evaluate_candidate
+from retrainer.evaluate.metrics import METRICS
 from retrainer.monitor.performance import realised_metric
 from retrainer.monitor.triggers import TriggerContext, decide
 from retrainer.orchestrate.lease import new_holder_id
 from retrainer.registry import CHAMPION, promote
+from retrainer.registry.db import as_utc
 from retrainer.spec import spec_hash
 from retrainer.train.environment import capture_environment
 from retrainer.train.trainers import build_trainer
@@ -317,12 +320,15 @@ class _Cycle:
         if latest is not None:
             _, values, labelled = latest
             realised = {k: (v, labelled) for k, v in values.items() if v is not None}
+        now = as_utc(self.ws.db.clock())
         ctx = TriggerContext(
             has_champion=champion is not None,
             accepted_rows_total=ledger.rows_accepted_after(self.model, None),
             rows_since_last_training=ledger.rows_accepted_after(self.model, trained_through),
             realised=realised,
             manual_reason=self.manual_reason,
+            now=now,
+            **self._policy_evidence(champion, now),
         )
         waiting = self._awaiting_approval(champion)
         if waiting is not None and self.manual_reason is None:
@@ -335,6 +341,32 @@ class _Cycle:
         if not decision.fire:
             raise _Stop("succeeded", f"no retrain: {decision.reason}", decision.to_dict())
         return decision.to_dict()
+
+    def _policy_evidence(self, champion: int | None, now: datetime) -> dict[str, Any]:
+        """What the schedule, ``drop`` and the retrain policy need: from versions and history."""
+        versions = [v for v in self.ws.registry.versions(self.model) if v.status != "FAILED"]
+        per = self.spec.retrain_policy.per
+        ticks = [
+            datetime.fromisoformat(v.lineage["trigger"]["numbers"]["tick"])
+            for v in versions
+            if v.lineage.get("trigger", {}).get("kind") == "schedule"
+        ]
+        moves = [m for m in self.ws.registry.history(self.model, CHAMPION) if m.to_version]
+        holdout = {}
+        if champion is not None:
+            info = next((v for v in versions if v.version == champion), None)
+            holdout = {
+                k: float(v)
+                for k, v in (info.metrics if info else {}).items()
+                if k in METRICS and v is not None
+            }
+        return {
+            "champion_holdout": holdout,
+            "champion_since": moves[-1].at if moves else None,
+            "last_training_at": max((v.created_at for v in versions), default=None),
+            "retrains_in_period": sum(1 for v in versions if v.created_at > now - per),
+            "last_schedule_tick": max(ticks, default=None),
+        }
 
     def _awaiting_approval(self, champion: int | None) -> int | None:
         """With manual approval: the newest passing candidate newer than the champion."""
