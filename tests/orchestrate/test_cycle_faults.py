@@ -28,7 +28,7 @@ from sqlalchemy import select
 from conftest import add_batch, synthetic_batch
 from retrainer.errors import ArtifactIntegrityError, TrainingError
 from retrainer.orchestrate import STEPS, CycleResult, run_cycle
-from retrainer.registry import CHAMPION, list_events, verify_chain
+from retrainer.registry import CHAMPION, VersionInfo, list_events, verify_chain
 from retrainer.registry.tables import Alias, RunStep, Snapshot
 from retrainer.workspace import Workspace
 
@@ -198,6 +198,12 @@ def blobs(ws: Workspace) -> set[str]:
     return names
 
 
+def version_blobs(info: VersionInfo) -> set[str | None]:
+    """A READY version's blobs: its model and what the monitor derived from its data."""
+    derived = ("reference_profile_sha256", "cbpe_sha256")
+    return {info.artifact_sha256} | {info.lineage[k] for k in derived if k in info.lineage}
+
+
 def snapshot_blobs(ws: Workspace) -> set[str]:
     return ws.db.transaction(lambda s: set(s.scalars(select(Snapshot.artifact_sha256))))
 
@@ -270,7 +276,7 @@ def test_kill_at_step_boundary_resumes_without_repeating_work(
         assert actions.count("version.create") == new
         assert actions.count("promote") == new
         assert ws.db.transaction(verify_chain).ok
-        assert blobs(ws) == snapshot_blobs(ws) | {v.artifact_sha256 for v in versions}
+        assert blobs(ws) == snapshot_blobs(ws) | set().union(*map(version_blobs, versions))
 
     again = cycle(root)
     assert again.resumed is False
@@ -302,7 +308,7 @@ def test_kill_mid_artifact_write_never_publishes_a_partial_blob(
         assert len(temp_files(ws)) == 1  # the write died after its bytes, before publishing
         # every published blob is whole, and no model blob was published at all
         assert blobs(ws) == snapshot_blobs(ws) | (
-            set() if old is None else {ws.registry.get(MODEL, old).artifact_sha256}
+            set() if old is None else version_blobs(ws.registry.get(MODEL, old))
         )
         assert champion_rows(ws) == ([] if old is None else [old])
 

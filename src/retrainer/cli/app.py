@@ -18,7 +18,9 @@ import sys
 
 import typer
 
-from retrainer.cli import audit, loop, models
+from retrainer.cli import audit, loop, models, monitor
+from retrainer.cli.drift import drift_cmd
+from retrainer.cli.watch import watch_cmd
 
 __all__ = ["app", "main"]
 
@@ -43,6 +45,9 @@ for command in (loop.init, loop.quickstart, loop.run, loop.retrain, loop.status)
     app.command()(command)
 app.command("promote")(models.promote_cmd)
 app.command("rollback")(models.rollback_cmd)
+app.command("drift")(drift_cmd)
+app.command("watch")(watch_cmd)
+app.command("monitor")(monitor.monitor_cmd)
 models_app.command("list")(models.models_list)
 models_app.command("show")(models.models_show)
 audit_app.command("log")(audit.audit_log)

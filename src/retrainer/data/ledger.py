@@ -26,7 +26,7 @@ from retrainer.registry.audit import append_event
 from retrainer.registry.db import Database, as_utc
 from retrainer.registry.tables import Batch, BatchScore, Snapshot, Watermark
 
-__all__ = ["BatchRecord", "Ledger", "SnapshotRecord"]
+__all__ = ["BatchRecord", "Ledger", "ScoreRecord", "SnapshotRecord"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,23 @@ class SnapshotRecord:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class ScoreRecord:
+    """What the monitor measured for one champion version on one batch."""
+
+    batch_id: int
+    version: int
+    metrics: dict[str, Any]
+    labelled: int
+    scored_at: datetime
+    drift: dict[str, Any] | None = None
+    estimated: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {**self.__dict__, "scored_at": self.scored_at.isoformat()}
 
 
 @dataclass(frozen=True)
@@ -321,13 +338,20 @@ class Ledger:
         ]
 
     def record_score(
-        self, model: str, version: int, batch_id: int, metrics: dict[str, Any], labelled: int
+        self,
+        model: str,
+        version: int,
+        batch_id: int,
+        metrics: dict[str, Any],
+        labelled: int,
+        *,
+        drift: dict[str, Any] | None = None,
+        estimated: dict[str, Any] | None = None,
     ) -> None:
-        """Store ``version``'s realised metrics on a batch (idempotent)."""
+        """Store what ``version`` measured on a batch (idempotent: the first record stays)."""
 
         def fn(s: Session) -> None:
-            row = s.get(BatchScore, (batch_id, version))
-            if row is None:
+            if s.get(BatchScore, (batch_id, version)) is None:
                 s.add(
                     BatchScore(
                         batch_id=batch_id,
@@ -336,22 +360,47 @@ class Ledger:
                         metrics=metrics,
                         labelled=labelled,
                         scored_at=self.db.clock(),
+                        drift=drift,
+                        estimated=estimated,
                     )
                 )
 
         self.db.transaction(fn)
 
-    def latest_score(
-        self, model: str, version: int, *, after_id: int | None
-    ) -> tuple[int, dict[str, Any], int] | None:
-        """``(batch id, metrics, labelled rows)`` of the newest batch scored for ``version``."""
+    def latest_score(self, model: str, version: int, *, after_id: int | None) -> ScoreRecord | None:
+        """The newest batch scored for ``version`` (after batch ``after_id``), or None."""
+        found = self.scores(model, version=version, after_id=after_id, limit=1)
+        return found[0] if found else None
 
-        def fn(s: Session) -> tuple[int, dict[str, Any], int] | None:
-            q = select(BatchScore).where(BatchScore.model == model, BatchScore.version == version)
+    def scores(
+        self,
+        model: str,
+        *,
+        version: int | None = None,
+        after_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[ScoreRecord]:
+        """Scores of ``model``'s batches, newest batch first."""
+
+        def fn(s: Session) -> list[ScoreRecord]:
+            q = select(BatchScore).where(BatchScore.model == model)
+            if version is not None:
+                q = q.where(BatchScore.version == version)
             if after_id is not None:
                 q = q.where(BatchScore.batch_id > after_id)
-            row = s.scalar(q.order_by(BatchScore.batch_id.desc()).limit(1))
-            return None if row is None else (row.batch_id, row.metrics, row.labelled)
+            q = q.order_by(BatchScore.batch_id.desc(), BatchScore.version.desc()).limit(limit)
+            return [
+                ScoreRecord(
+                    r.batch_id,
+                    r.version,
+                    r.metrics,
+                    r.labelled,
+                    as_utc(r.scored_at),
+                    r.drift,
+                    r.estimated,
+                )
+                for r in s.scalars(q)
+            ]
 
         return self.db.transaction(fn)
 

@@ -30,6 +30,7 @@ from retrainer.evaluate.compare import evaluate_candidate
 from retrainer.evaluate.metrics import METRICS
 from retrainer.monitor.performance import realised_metric
 from retrainer.monitor.triggers import TriggerContext, decide
+from retrainer.orchestrate.evidence import MonitorKit, build_evidence, drift_evidence
 from retrainer.orchestrate.lease import new_holder_id
 from retrainer.registry import CHAMPION, promote
 from retrainer.registry.db import as_utc
@@ -100,11 +101,15 @@ def run_cycle(
     actor: str,
     manual_reason: str | None = None,
     on_step: StepCallback | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> CycleResult:
     """Run (or resume) one cycle for the workspace's model and return how it ended.
 
     Raises LeaseHeldError if another cycle of the model is running. A step's failure
     is journaled and audited, the run is marked failed, and the error is re-raised.
+    ``stop`` is asked after each journaled step: when it returns True before the last
+    step, the run is left ``running`` (the next cycle resumes it from the next step)
+    and the result's status is ``interrupted``.
     """
     model = ws.spec.model.name
     holder = new_holder_id()
@@ -146,6 +151,14 @@ def run_cycle(
             if on_step:
                 on_step(name, output)
             ws.leases.renew(lease, holder, token)
+            if stop is not None and name != STEPS[-1] and stop():
+                after = STEPS[STEPS.index(name) + 1]
+                log.info("run %s interrupted after step %s", run.id, name)
+                outcome = (
+                    f"interrupted after step {name}: run {run.id} stays open and the next "
+                    f"cycle resumes it at step {after}"
+                )
+                return CycleResult(run.id, model, "interrupted", outcome, resumed, cycle.outputs)
         else:
             outcome = cycle.outputs["promote"]["outcome"]
         ws.journal.finish(run.id, status=status, outcome=outcome, actor=actor)
@@ -279,11 +292,21 @@ class _Cycle:
             if t.performance and t.performance.metric
         }
         m = self.spec.model
-        horizon = self.ws.registry.get(self.model, champion).lineage.get("max_batch_id")
+        info = self.ws.registry.get(self.model, champion)
+        horizon = info.lineage.get("max_batch_id")
         rows = []
+        kit: MonitorKit | None = None
         for batch in self.ws.ledger.unscored(self.model, champion, after_id=horizon):
             assert batch.snapshot_id is not None
             frame = self._frame(batch.snapshot_id)
+            kit = kit or MonitorKit.load(
+                self.spec,
+                self.ws.artifacts,
+                info.lineage,
+                what=f"model {self.model} v{champion}",
+                train_frame=lambda: self._frame(int(info.lineage["train_snapshot"])),
+            )
+            drift, estimated = kit.measure(self.spec, self._load_version(champion), frame)
             values = {
                 name: realised_metric(
                     self._load_version(champion),
@@ -295,7 +318,9 @@ class _Cycle:
                 for name in sorted(metrics)
             }
             labelled = int(frame[m.target].notna().sum()) if m.target in frame else 0
-            self.ws.ledger.record_score(self.model, champion, batch.id, values, labelled)
+            self.ws.ledger.record_score(
+                self.model, champion, batch.id, values, labelled, drift=drift, estimated=estimated
+            )
             rows.append(
                 {
                     "id": batch.id,
@@ -303,6 +328,8 @@ class _Cycle:
                     "rows": len(frame),
                     "labelled": labelled,
                     "metrics": values,
+                    "estimated": estimated,
+                    "drift": {k: drift[k] for k in ("drifted", "share_drifted", "summary")},
                 }
             )
         return {"champion": champion, "batches": rows}
@@ -317,15 +344,23 @@ class _Cycle:
             if champion is None
             else ledger.latest_score(self.model, champion, after_id=trained_through)
         )
+        estimated: dict[str, tuple[float, int]] = {}
         if latest is not None:
-            _, values, labelled = latest
-            realised = {k: (v, labelled) for k, v in values.items() if v is not None}
+            realised = {k: (v, latest.labelled) for k, v in latest.metrics.items() if v is not None}
+            est = latest.estimated or {}
+            estimated = {
+                k: (float(v), int(est["rows"]))
+                for k, v in est.items()
+                if k in METRICS and v is not None
+            }
         now = as_utc(self.ws.db.clock())
         ctx = TriggerContext(
             has_champion=champion is not None,
             accepted_rows_total=ledger.rows_accepted_after(self.model, None),
             rows_since_last_training=ledger.rows_accepted_after(self.model, trained_through),
             realised=realised,
+            estimated=estimated,
+            drift=drift_evidence(latest.drift if latest else None),
             manual_reason=self.manual_reason,
             now=now,
             **self._policy_evidence(champion, now),
@@ -506,8 +541,21 @@ class _Cycle:
                 decision["metric"]: decision["candidate_metric"],
                 "holdout_rows": decision["holdout_rows"],
             }
+            ds = self.outputs["datasets"]
+            derived = build_evidence(
+                self.spec,
+                self.ws.artifacts,
+                self._load_version_pending(version),
+                self._frame(ds["train"]["id"]),
+                self._frame(ds["holdout"]["id"]),
+            )
             self.ws.registry.mark_ready(
-                self.model, version, metrics=metrics, decision=decision, actor=self.actor
+                self.model,
+                version,
+                metrics=metrics,
+                decision=decision,
+                actor=self.actor,
+                lineage=derived,
             )
         return {"version": version, "passed": decision["passed"]}
 

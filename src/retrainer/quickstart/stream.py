@@ -188,6 +188,8 @@ def _short_trigger(trigger: dict[str, Any]) -> str:
         return f"{n['rows']} new rows"
     if kind == "bootstrap":
         return "first version"
+    if kind == "drift":
+        return f"drift {len(n['drifted'])}/{round(len(n['drifted']) / n['share'])} features"
     return str(trigger.get("reason", kind))
 
 

@@ -24,10 +24,24 @@ data:
 contract:
   min_rows: 100                   # smaller batches are quarantined, never trained on
 
-triggers:                         # the first that fires retrains (no champion yet: always)
+triggers:                         # any that fires retrains (no champion yet: always)
   - performance: {below: 0.75}    # champion's realised metric on the newest labelled batch
+  - drift: {share: 0.5}           # half the features drifted from the champion's training data
   - data_volume: {rows: 10000}    # or this many new rows since the last training
   - manual: {require_reason: true}
+
+retrain_policy:
+  combine: any                    # or all: every automatic trigger must fire together
+  cooldown: 6h                    # quiet time after a retrain
+  max_retrains: 4                 # at most 4 retrains ...
+  per: 7d                         # ... a week
+
+monitor:
+  drift:                          # a feature drifts when its effect is large AND significant
+    alpha: 0.01                   # after Benjamini-Hochberg correction across features
+    min_samples: 200
+    numeric: {effect: psi, min_effect: 0.2}
+    categorical: {effect: cramers_v, min_effect: 0.1}
 
 train:
   estimator: sklearn.ensemble.HistGradientBoostingClassifier
@@ -65,8 +79,15 @@ contract:
 
 triggers:
   - performance: {below: 0.75, min_rows: 200}
+  - drift: {share: 0.5}           # half the features drifted from the champion's training data
   - data_volume: {rows: 1825}     # about five years of new days
   - manual: {require_reason: true}
+
+monitor:
+  drift:
+    alpha: 0.01
+    min_samples: 200
+    numeric: {effect: psi, min_effect: 0.2}
 
 train:
   estimator: sklearn.ensemble.HistGradientBoostingClassifier

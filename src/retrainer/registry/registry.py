@@ -224,8 +224,13 @@ class Registry:
         metrics: dict[str, Any],
         decision: dict[str, Any],
         actor: str,
+        lineage: dict[str, Any] | None = None,
     ) -> VersionInfo:
-        """``PENDING -> READY`` with metrics and decision record (artifact verified by caller)."""
+        """``PENDING -> READY`` with metrics and decision record (artifact verified by caller).
+
+        ``lineage`` adds keys to the version's lineage (hashes of what was derived from its
+        training data, such as the monitor's reference profile); existing keys stay.
+        """
 
         def fn(s: Session) -> VersionInfo:
             row = self._row(s, model, version)
@@ -236,6 +241,7 @@ class Registry:
                     + "; only a PENDING version with an artifact can become READY"
                 )
             row.status, row.metrics, row.decision = "READY", metrics, decision
+            row.lineage = {**(lineage or {}), **row.lineage}
             row.updated_at = self.db.clock()
             append_event(
                 s,

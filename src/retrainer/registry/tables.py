@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -33,8 +34,10 @@ __all__ = [
     "Base",
     "Batch",
     "BatchScore",
+    "Label",
     "Lease",
     "ModelVersion",
+    "Prediction",
     "Run",
     "RunStep",
     "Snapshot",
@@ -127,6 +130,8 @@ class BatchScore(Base):
     metrics: Mapped[dict[str, Any]]
     labelled: Mapped[int] = mapped_column(Integer)
     scored_at: Mapped[datetime]
+    drift: Mapped[dict[str, Any] | None]
+    estimated: Mapped[dict[str, Any] | None]
 
 
 class Watermark(Base):
@@ -238,3 +243,33 @@ class Lease(Base):
     holder: Mapped[str] = mapped_column(String(256))
     token: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[datetime]
+
+
+class Prediction(Base):
+    """One logged prediction of a model version (``prediction_id`` is unique per model).
+
+    ``score`` is the positive-class probability of a binary classifier or the value of a
+    regressor; ``label`` the predicted class as text; ``probabilities`` the class
+    probabilities of a multiclass classifier (``{class: p}``). ``predicted_at`` is when
+    the prediction was served.
+    """
+
+    __tablename__ = "predictions"
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    prediction_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    predicted_at: Mapped[datetime]
+    score: Mapped[float | None] = mapped_column(Double)
+    label: Mapped[str | None] = mapped_column(String(256))
+    probabilities: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    __table_args__ = (Index("ix_predictions_model_predicted_at", "model", "predicted_at"),)
+
+
+class Label(Base):
+    """The true label (a JSON scalar) of one prediction id; it may arrive before the prediction."""
+
+    __tablename__ = "labels"
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    prediction_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    label: Mapped[Any] = mapped_column(JSON, nullable=False)
+    arrived_at: Mapped[datetime]

@@ -1,0 +1,700 @@
+"""The prediction log and its labels, and the realised performance they add up to.
+
+Serving logs every prediction (``log_predictions``); labels arrive later, for some of
+them (``add_labels``); ``realised_performance`` joins the two by prediction id and scores
+each time window with :mod:`retrainer.evaluate.metrics`.
+
+Decisions, so that callers can rely on them:
+
+- **Prediction ids are unique per model.** A call that repeats an id (within the call
+  or already in the store) writes nothing and names the id. One call is one transaction.
+- **Labels are kept even when no prediction has that id** (yet): nothing is lost, the
+  join happens at read time, and :class:`LabelReport` says how many matched.
+- **A label is replaced only explicitly.** The same value again is a no-op; a different
+  value is a :class:`~retrainer.errors.ConflictError` naming the id unless
+  ``replace=True``, and then one audit event (``labels.replaced``) records the old and
+  new values. New predictions and labels are data, not audited state changes: auditing
+  every served request would serialise serving on the audit chain.
+- **Label comparison.** Labels are JSON scalars (text, integer, float or boolean;
+  integral floats are stored as integers, so ``1.0`` from a pandas column equals ``1``).
+  Classification metrics compare the true and predicted labels as text (``str(1) ==
+  "1"``, booleans as ``"True"``/``"False"``); the predicted label is stored as text by
+  the same rule.
+
+Timestamps are timezone-aware (naive ones are refused: their instant is unknown).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+from sklearn.exceptions import UndefinedMetricWarning
+from sqlalchemy import (
+    String,
+    and_,
+    any_,
+    bindparam,
+    insert,
+    literal,
+    null,
+    outerjoin,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from retrainer.errors import ConflictError, RetrainerError
+from retrainer.evaluate.metrics import METRICS, score
+from retrainer.registry.audit import append_event
+from retrainer.registry.db import Database, as_utc
+from retrainer.registry.tables import Base, Label, Prediction
+from retrainer.spec import parse_duration
+
+__all__ = [
+    "PREDICTION_COLUMNS",
+    "InvalidRecordsError",
+    "LabelReport",
+    "add_labels",
+    "label_text",
+    "log_predictions",
+    "realised_performance",
+]
+
+PREDICTION_COLUMNS = ("prediction_id", "predicted_at", "score", "label", "probabilities")
+"""The columns a prediction record may have; ``prediction_id`` is required."""
+
+_CHUNK = 5_000  # rows per executemany
+_ID_CHUNK = 900  # ids per IN (...) lookup, below every SQLite variable limit
+_PG_ID_CHUNK = 20_000  # ids per = ANY(array) lookup on PostgreSQL
+_MAX_WINDOWS = 100_000
+_SHOWN = 5  # ids named in an error message
+_T = TypeVar("_T")
+_PREDICTIONS = Base.metadata.tables["predictions"]
+_LABELS = Base.metadata.tables["labels"]
+
+
+class InvalidRecordsError(RetrainerError, ValueError):
+    """Prediction or label records are malformed; the message names the row, id and column."""
+
+    code = "INVALID_RECORDS"
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class LabelReport:
+    """What ``add_labels`` did with the labels it was given.
+
+    Attributes:
+        received: Distinct prediction ids in the call.
+        inserted: Labels stored for ids that had none.
+        replaced: Labels changed (only with ``replace=True``).
+        unchanged: Labels equal to the stored one (no-op).
+        matched: Ids of the call that have a logged prediction of the model.
+        unmatched: Ids without a logged prediction (kept; they join once it is logged).
+    """
+
+    received: int
+    inserted: int
+    replaced: int
+    unchanged: int
+    matched: int
+    unmatched: int
+
+    def to_dict(self) -> dict[str, int]:
+        """A JSON-ready dict."""
+        return dict(self.__dict__)
+
+
+# -- normalising input ---------------------------------------------------------------------
+
+
+def _missing(value: Any) -> bool:
+    if value is None or value is pd.NaT:
+        return True
+    return isinstance(value, float | np.floating) and math.isnan(value)
+
+
+def _scalar(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def label_text(value: Any) -> str:
+    """A label as the text it is stored and compared as: ``1``, ``1.0`` -> ``"1"``; ``"yes"``.
+
+    >>> [label_text(v) for v in (1, 1.0, 2.5, True, "yes")]
+    ['1', '1', '2.5', 'True', 'yes']
+    """
+    value = _scalar(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return str(int(value)) if value.is_integer() else repr(value)
+    raise ValueError(f"expected a label (text, integer, finite number or boolean), got {value!r}")
+
+
+def _label_value(value: Any) -> str | int | float | bool:
+    """A true label as the JSON scalar stored; integral floats become integers."""
+    value = _scalar(value)
+    if isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value) if value.is_integer() else value
+    raise ValueError(f"expected a label (text, integer, finite number or boolean), got {value!r}")
+
+
+def _prediction_id(value: Any, row: int, what: str) -> str:
+    value = _scalar(value)
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        raise InvalidRecordsError(
+            f"{what}: row {row}: column 'prediction_id' must be a non-empty text or integer, "
+            f"got {value!r}"
+        )
+    text = str(value)
+    if len(text) > 128:
+        raise InvalidRecordsError(
+            f"{what}: row {row}: prediction_id {text[:40]!r}... is longer than 128 characters"
+        )
+    return text
+
+
+def _records(data: pd.DataFrame | Iterable[Mapping[str, Any]], what: str) -> list[dict[str, Any]]:
+    if isinstance(data, pd.DataFrame):
+        if not all(isinstance(c, str) for c in data.columns):
+            raise InvalidRecordsError(
+                f"{what}: column names must be text, got {list(data.columns)}"
+            )
+        return [{str(k): v for k, v in r.items()} for r in data.to_dict(orient="records")]
+    if isinstance(data, Mapping | str | bytes):
+        raise InvalidRecordsError(
+            f"{what}: expected a DataFrame or an iterable of records (mappings), "
+            f"got {type(data).__name__}"
+        )
+    out = []
+    for i, rec in enumerate(data):
+        if not isinstance(rec, Mapping):
+            raise InvalidRecordsError(
+                f"{what}: row {i}: expected a mapping of column to value, got {type(rec).__name__}"
+            )
+        out.append(dict(rec))
+    return out
+
+
+def _check_columns(
+    records: list[dict[str, Any]], allowed: Sequence[str], required: str, what: str
+) -> None:
+    for i, rec in enumerate(records):
+        unknown = sorted(set(rec) - set(allowed), key=str)
+        if unknown:
+            raise InvalidRecordsError(
+                f"{what}: row {i}: unexpected column {unknown[0]!r}; expected {', '.join(allowed)}"
+            )
+        if required not in rec:
+            raise InvalidRecordsError(f"{what}: row {i}: missing required column {required!r}")
+
+
+def _timestamp(value: Any, where: str) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise InvalidRecordsError(f"{where}: not an ISO 8601 timestamp: {value!r}") from exc
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime(warn=False)
+    if not isinstance(value, datetime):
+        raise InvalidRecordsError(f"{where}: expected a timezone-aware datetime, got {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidRecordsError(
+            f"{where}: expected a timezone-aware datetime, got naive {value!r} "
+            "(its instant is unknown; localize it, e.g. to UTC)"
+        )
+    return as_utc(value)
+
+
+def _prediction_row(
+    rec: dict[str, Any], i: int, model: str, version: int, default_at: datetime
+) -> dict[str, Any]:
+    pid = _prediction_id(rec["prediction_id"], i, "predictions")
+    where = f"predictions: row {i} (prediction_id {pid!r})"
+    at = rec.get("predicted_at")
+    predicted_at = default_at if _missing(at) else _timestamp(at, f"{where}: 'predicted_at'")
+
+    raw_score = _scalar(rec.get("score"))
+    value: float | None = None
+    if not _missing(raw_score):
+        if isinstance(raw_score, bool) or not isinstance(raw_score, int | float):
+            raise InvalidRecordsError(f"{where}: 'score' must be a number, got {raw_score!r}")
+        value = float(raw_score)
+        if not math.isfinite(value):
+            raise InvalidRecordsError(f"{where}: 'score' must be finite, got {raw_score!r}")
+
+    raw_label = rec.get("label")
+    text: str | None = None
+    if not _missing(raw_label):
+        try:
+            text = label_text(raw_label)
+        except ValueError as exc:
+            raise InvalidRecordsError(f"{where}: 'label': {exc}") from exc
+        if len(text) > 256:
+            raise InvalidRecordsError(f"{where}: 'label' is longer than 256 characters")
+
+    probabilities = _probabilities(rec.get("probabilities"), where)
+    if value is None and text is None and probabilities is None:
+        raise InvalidRecordsError(
+            f"{where}: has no output; expected at least one of 'score', 'label', 'probabilities'"
+        )
+    return {
+        "model": model,
+        "prediction_id": pid,
+        "version": version,
+        "predicted_at": predicted_at,
+        "score": value,
+        "label": text,
+        "probabilities": probabilities,
+    }
+
+
+def _probabilities(raw: Any, where: str) -> dict[str, float] | None:
+    if raw is None or (not isinstance(raw, Mapping) and _missing(raw)):
+        return None
+    if not isinstance(raw, Mapping) or not raw:
+        raise InvalidRecordsError(
+            f"{where}: 'probabilities' must be a non-empty mapping of class to probability, "
+            f"got {raw!r}"
+        )
+    out: dict[str, float] = {}
+    for key, p in raw.items():
+        p = _scalar(p)
+        try:
+            name = label_text(key)
+        except ValueError as exc:
+            raise InvalidRecordsError(f"{where}: 'probabilities': {exc}") from exc
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= float(p) <= 1.0:
+            raise InvalidRecordsError(
+                f"{where}: 'probabilities'[{name!r}] must be a number in [0, 1], got {p!r}"
+            )
+        out[name] = float(p)
+    return out
+
+
+def _check_model(model: str) -> None:
+    if not isinstance(model, str) or not 0 < len(model) <= 64:
+        raise InvalidRecordsError(f"model must be a name of 1 to 64 characters, got {model!r}")
+
+
+def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _shown(ids: Sequence[str]) -> str:
+    more = f" and {len(ids) - _SHOWN} more" if len(ids) > _SHOWN else ""
+    return ", ".join(repr(i) for i in ids[:_SHOWN]) + more
+
+
+def _duplicates(ids: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    dups: list[str] = []
+    for pid in ids:
+        if pid in seen:
+            dups.append(pid)
+        seen.add(pid)
+    return dups
+
+
+# -- prediction log ------------------------------------------------------------------------
+
+
+def log_predictions(
+    db: Database,
+    model: str,
+    version: int,
+    frame_or_records: pd.DataFrame | Iterable[Mapping[str, Any]],
+    *,
+    at: datetime | None = None,
+) -> int:
+    """Append predictions of ``model`` version ``version`` to the log; return the row count.
+
+    Each record (a DataFrame row or a mapping) has a ``prediction_id`` (text or integer,
+    unique per model) and at least one output: ``score`` (positive-class probability of
+    a binary classifier, or a regressor's value), ``label`` (predicted class) or
+    ``probabilities`` (``{class: probability}`` for a multiclass classifier). Its
+    ``predicted_at`` (timezone-aware; ISO 8601 text accepted) defaults to ``at``, then to
+    the store's clock. Other columns are refused, so a misspelt one is not lost silently.
+
+    All or nothing: one transaction, inserted in chunks (executemany).
+
+    Raises:
+        InvalidRecordsError: a record is malformed or an id repeats within the call;
+            the message names the row, the id and the column.
+        ConflictError: ids already logged for this model (named); nothing is written.
+    """
+    _check_model(model)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidRecordsError(f"version must be a positive integer, got {version!r}")
+    records = _records(frame_or_records, "predictions")
+    _check_columns(records, PREDICTION_COLUMNS, "prediction_id", "predictions")
+    default_at = _timestamp(at, "at") if at is not None else as_utc(db.clock())
+    rows = [_prediction_row(r, i, model, version, default_at) for i, r in enumerate(records)]
+    dups = _duplicates(r["prediction_id"] for r in rows)
+    if dups:
+        raise InvalidRecordsError(
+            f"predictions: prediction_id {_shown(sorted(set(dups)))} repeated in the call; "
+            "ids must be unique per model"
+        )
+    if not rows:
+        return 0
+
+    def write(s: Session) -> None:
+        for chunk in _chunks(rows, _CHUNK):
+            s.execute(insert(_PREDICTIONS), list(chunk))
+
+    try:
+        db.transaction(write)
+    except IntegrityError as exc:
+        taken = db.transaction(
+            lambda s: _existing(s, Prediction, model, [r["prediction_id"] for r in rows])
+        )
+        if not taken:  # pragma: no cover - an integrity error that is not a repeated id
+            raise
+        raise ConflictError(
+            f"predictions: prediction_id {_shown(sorted(taken))} already logged for model "
+            f"{model!r}; nothing was written"
+        ) from exc
+    return len(rows)
+
+
+def _existing(
+    s: Session, table: type[Prediction] | type[Label], model: str, ids: Sequence[str]
+) -> dict[str, Any]:
+    """``{prediction_id: value}`` of the ids present (value: the label, or None).
+
+    PostgreSQL gets each chunk as one array parameter (``= ANY(:ids)``): a long
+    ``IN (...)`` list costs more to plan there than the lookup itself.
+    """
+    postgres = s.get_bind().dialect.name == "postgresql"
+    size = _PG_ID_CHUNK if postgres else _ID_CHUNK
+    found: dict[str, Any] = {}
+    for chunk in _chunks(ids, size):
+        column = table.prediction_id
+        match = (
+            column == any_(literal(list(chunk), ARRAY(String()))) if postgres else column.in_(chunk)
+        )
+        if table is Label:
+            q = select(Label.prediction_id, Label.label).where(Label.model == model, match)
+            found.update({pid: value for pid, value in s.execute(q)})
+        else:
+            q2 = select(Prediction.prediction_id).where(Prediction.model == model, match)
+            found.update({pid: None for pid in s.scalars(q2)})
+    return found
+
+
+# -- labels --------------------------------------------------------------------------------
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def add_labels(
+    db: Database,
+    model: str,
+    records: pd.DataFrame | Iterable[Mapping[str, Any]],
+    *,
+    replace: bool = False,
+    actor: str = "system",
+) -> LabelReport:
+    """Store true labels (``prediction_id``, ``label``) of ``model``'s predictions.
+
+    Labels whose id has no logged prediction are kept (they join once it is logged) and
+    counted as ``unmatched``. The same label again is a no-op; a *different* label for
+    an id that has one is refused unless ``replace=True``, which overwrites it and
+    appends one ``labels.replaced`` audit event by ``actor`` with the old and new values.
+    All or nothing: one transaction (retried if a concurrent writer added the same ids).
+
+    Raises:
+        InvalidRecordsError: a record is malformed (missing or non-scalar label), or one
+            id has two different labels in the call; the message names the row and id.
+        ConflictError: without ``replace``, ids whose stored label differs (named);
+            nothing is written.
+    """
+    _check_model(model)
+    recs = _records(records, "labels")
+    _check_columns(recs, ("prediction_id", "label"), "prediction_id", "labels")
+    given: dict[str, Any] = {}
+    for i, rec in enumerate(recs):
+        pid = _prediction_id(rec["prediction_id"], i, "labels")
+        if "label" not in rec or _missing(rec["label"]):
+            raise InvalidRecordsError(f"labels: row {i} (prediction_id {pid!r}): no 'label'")
+        try:
+            value = _label_value(rec["label"])
+        except ValueError as exc:
+            raise InvalidRecordsError(
+                f"labels: row {i} (prediction_id {pid!r}): 'label': {exc}"
+            ) from exc
+        if pid in given and _canonical(given[pid]) != _canonical(value):
+            raise InvalidRecordsError(
+                f"labels: prediction_id {pid!r} has two different labels in the call: "
+                f"{given[pid]!r} and {value!r}"
+            )
+        given[pid] = value
+    ids = list(given)
+
+    def write(s: Session) -> LabelReport:
+        stored = _existing(s, Label, model, ids)
+        new = [pid for pid in ids if pid not in stored]
+        changed = [
+            pid
+            for pid in ids
+            if pid in stored and _canonical(stored[pid]) != _canonical(given[pid])
+        ]
+        if changed and not replace:
+            raise ConflictError(
+                f"labels: prediction_id {_shown(changed)} of model {model!r} already "
+                "labelled differently; pass replace=True to overwrite (nothing was written)"
+            )
+        now = as_utc(db.clock())
+        for chunk in _chunks(new, _CHUNK):
+            s.execute(
+                insert(_LABELS),
+                [
+                    {"model": model, "prediction_id": p, "label": given[p], "arrived_at": now}
+                    for p in chunk
+                ],
+            )
+        if changed:
+            stmt = (
+                update(_LABELS)
+                .where(
+                    and_(
+                        _LABELS.c.model == bindparam("m"),
+                        _LABELS.c.prediction_id == bindparam("pid"),
+                    )
+                )
+                .values(label=bindparam("new_label"), arrived_at=bindparam("at"))
+            )
+            for chunk in _chunks(changed, _CHUNK):
+                s.execute(
+                    stmt,
+                    [{"m": model, "pid": p, "new_label": given[p], "at": now} for p in chunk],
+                )
+            append_event(
+                s,
+                at=now,
+                actor=actor,
+                action="labels.replaced",
+                subject=f"{model}/labels",
+                payload={
+                    "replaced": len(changed),
+                    "changes": [
+                        {"prediction_id": p, "from": stored[p], "to": given[p]}
+                        for p in changed[:50]
+                    ],
+                },
+            )
+        matched = len(_existing(s, Prediction, model, ids))
+        return LabelReport(
+            received=len(ids),
+            inserted=len(new),
+            replaced=len(changed),
+            unchanged=len(ids) - len(new) - len(changed),
+            matched=matched,
+            unmatched=len(ids) - matched,
+        )
+
+    return _retry_on_race(lambda: db.transaction(write))
+
+
+def _retry_on_race(fn: Callable[[], _T], attempts: int = 3) -> _T:
+    """Run ``fn`` again when a concurrent writer inserted the same key first."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# -- realised performance ------------------------------------------------------------------
+
+
+_RESULT_COLUMNS = [
+    "window_start",
+    "window_end",
+    "predicted",
+    "labelled",
+    "coverage",
+    "value",
+    "note",
+]
+
+
+def realised_performance(
+    db: Database,
+    model: str,
+    *,
+    metric: str,
+    window: str | timedelta = "1d",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    version: int | None = None,
+    min_labels: int = 30,
+) -> pd.DataFrame:
+    """``metric`` of the logged predictions that have labels, one row per time window.
+
+    Predictions of ``model`` (of ``version`` only, if given) with ``since <=
+    predicted_at < until`` are joined to their labels by prediction id and grouped into
+    windows of length ``window`` (``"1d"``, ``"12h"``, ``"2w"``... or a timedelta), aligned
+    on ``since`` when given, else on the Unix epoch (so ``"1d"`` windows are UTC days).
+    Every window from the first to the last (or from ``since`` to ``until``) is listed,
+    including empty ones.
+
+    Columns: ``window_start``, ``window_end`` (UTC), ``predicted`` (rows logged),
+    ``labelled`` (of those, rows with a label), ``coverage`` (labelled / predicted),
+    ``value`` (the metric, computed by :func:`retrainer.evaluate.metrics.score` on the
+    labelled rows that carry the output it needs: ``score`` or ``probabilities`` for
+    probability metrics, ``label`` for label metrics, ``score`` for regression) and
+    ``note`` (why ``value`` is missing). ``value`` is missing (NaN) when fewer than
+    ``min_labels`` rows can be scored or the metric is undefined (e.g. ROC AUC with a
+    single class); ``coverage`` is NaN for an empty window. ``df.attrs["metric"]``
+    names the metric.
+
+    Raises:
+        ValueError: unknown metric, bad window, naive ``since``/``until``, or more than
+            100,000 windows.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
+    step = parse_duration(window)
+    if step <= timedelta(0):
+        raise ValueError(f"window must be a positive duration, got {window!r}")
+    lo = _timestamp(since, "since") if since is not None else None
+    hi = _timestamp(until, "until") if until is not None else None
+    if lo is not None and hi is not None and hi <= lo:
+        raise ValueError(f"until ({hi.isoformat()}) must be after since ({lo.isoformat()})")
+    uses = METRICS[metric].uses
+    output = Prediction.label if uses == "label" else Prediction.score
+
+    probabilities = Prediction.probabilities if uses == "proba" else null()
+    joined = outerjoin(
+        Prediction,
+        Label,
+        and_(Label.model == Prediction.model, Label.prediction_id == Prediction.prediction_id),
+    )
+
+    def read(s: Session) -> list[tuple[Any, ...]]:
+        q = (
+            select(Prediction.predicted_at, output, probabilities, Label.label)
+            .select_from(joined)
+            .where(Prediction.model == model)
+        )
+        if version is not None:
+            q = q.where(Prediction.version == version)
+        if lo is not None:
+            q = q.where(Prediction.predicted_at >= lo)
+        if hi is not None:
+            q = q.where(Prediction.predicted_at < hi)
+        return [tuple(r) for r in s.execute(q)]
+
+    frame = pd.DataFrame(db.transaction(read), columns=["at", "output", "probabilities", "truth"])
+    frame["at"] = pd.to_datetime(frame["at"], utc=True)
+    origin = pd.Timestamp(lo if lo is not None else datetime(1970, 1, 1, tzinfo=UTC))
+    step_td = pd.Timedelta(step)
+    frame["window"] = ((frame["at"] - origin) // step_td).astype("int64")
+    if frame.empty and (lo is None or hi is None):
+        result = pd.DataFrame({c: [] for c in _RESULT_COLUMNS})
+        result.attrs["metric"] = metric
+        return result
+    first = 0 if lo is not None else int(frame["window"].min())
+    last = (
+        math.ceil((pd.Timestamp(hi) - origin) / step_td) - 1
+        if hi is not None
+        else int(frame["window"].max())
+    )
+    if last - first + 1 > _MAX_WINDOWS:
+        raise ValueError(
+            f"{last - first + 1} windows of {window!r} in the range; at most {_MAX_WINDOWS} "
+            "(choose a longer window or a shorter range)"
+        )
+    groups = dict(tuple(frame.groupby("window", sort=True))) if not frame.empty else {}
+    out = []
+    for w in range(first, last + 1):
+        start = origin + w * step_td
+        part = groups.get(w)
+        predicted = 0 if part is None else len(part)
+        labelled_part = part[part["truth"].notna()] if part is not None else frame.iloc[0:0]
+        value, note = _window_value(metric, labelled_part, min_labels, predicted)
+        out.append(
+            {
+                "window_start": start,
+                "window_end": start + step_td,
+                "predicted": predicted,
+                "labelled": len(labelled_part),
+                "coverage": len(labelled_part) / predicted if predicted else math.nan,
+                "value": value,
+                "note": note,
+            }
+        )
+    result = pd.DataFrame(out, columns=_RESULT_COLUMNS)
+    result["value"] = result["value"].astype("float64")
+    result.attrs["metric"] = metric
+    return result
+
+
+def _window_value(
+    metric: str, labelled: pd.DataFrame, min_labels: int, predicted: int
+) -> tuple[float, str | None]:
+    if predicted == 0:
+        return math.nan, "no predictions"
+    try:
+        y, output = _metric_inputs(metric, labelled)
+    except ValueError as exc:
+        return math.nan, f"labels do not fit the metric: {exc}"
+    if len(y) < max(min_labels, 1):
+        return math.nan, f"too few labels to score ({len(y)} < {max(min_labels, 1)})"
+    try:
+        with warnings.catch_warnings():  # an undefined metric is reported in the note
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            value = score(metric, y, output)
+    except ValueError as exc:
+        return math.nan, f"{metric} undefined: {exc}"
+    if not math.isfinite(value):
+        return math.nan, f"{metric} undefined (not finite)"
+    return value, None
+
+
+def _metric_inputs(
+    metric: str, labelled: pd.DataFrame
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    info = METRICS[metric]
+    if info.uses == "value":
+        rows = labelled[labelled["output"].notna()]
+        truth = [_scalar(t) for t in rows["truth"]]
+        if any(isinstance(t, bool) or not isinstance(t, int | float) for t in truth):
+            raise ValueError("regression needs numeric labels")
+        return np.asarray(truth, dtype=float), rows["output"].to_numpy(dtype=float)
+    if info.uses == "label":
+        rows = labelled[labelled["output"].notna()]
+        truth = [label_text(t) for t in rows["truth"]]
+        return np.asarray(truth, dtype=object), rows["output"].to_numpy(dtype=object)
+    scored = labelled[labelled["output"].notna()]
+    if len(scored):
+        truth = [label_text(t) for t in scored["truth"]]
+        return np.asarray(truth, dtype=object), scored["output"].to_numpy(dtype=float)
+    rows = labelled[labelled["probabilities"].notna()]
+    classes = sorted({c for p in rows["probabilities"] for c in p})
+    matrix = np.array([[p.get(c, 0.0) for c in classes] for p in rows["probabilities"]])
+    truth = [label_text(t) for t in rows["truth"]]
+    return np.asarray(truth, dtype=object), matrix.reshape(len(rows), len(classes))

@@ -1,0 +1,145 @@
+"""The monitor's evidence for one champion: its reference profile and its CBPE calibration.
+
+Both are built once, when a version becomes READY, from the rows it was trained on
+(the profile) and its holdout (the calibration), stored as content-addressed artifacts
+and named in the version's lineage. Checking a new batch then reads only those two
+artifacts, never the training data again. A version made before they existed gets
+them built on first use (from its training snapshot) and kept in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from retrainer.monitor.drift import DriftConfig, ReferenceProfile, drift_report
+from retrainer.monitor.estimate import CBPE, CBPE_METRICS
+from retrainer.monitor.triggers import DriftEvidence
+from retrainer.spec import PipelineSpec
+
+if TYPE_CHECKING:
+    from retrainer.registry.artifacts import ArtifactStore
+
+__all__ = ["MonitorKit", "build_evidence", "drift_config", "drift_evidence"]
+
+log = logging.getLogger(__name__)
+
+PROFILE_KEY = "reference_profile_sha256"
+CBPE_KEY = "cbpe_sha256"
+
+
+def drift_config(spec: PipelineSpec) -> DriftConfig:
+    """The spec's ``monitor.drift`` section as the drift report's config."""
+    d = spec.monitor.drift
+    return DriftConfig(
+        alpha=d.alpha,
+        correction=d.correction,
+        min_samples=d.min_samples,
+        numeric_effect=d.numeric.effect,  # type: ignore[arg-type]  # checked by the spec
+        numeric_min_effect=d.numeric.min_effect,
+        categorical_effect=d.categorical.effect,  # type: ignore[arg-type]
+        categorical_min_effect=d.categorical.min_effect,
+        domain_classifier=d.domain_classifier,
+        seed=spec.train.seed,
+    )
+
+
+def _profile(spec: PipelineSpec, train: pd.DataFrame) -> ReferenceProfile:
+    f = spec.model.features
+    return ReferenceProfile.build(
+        train, numeric=f.numeric, categorical=f.categorical, seed=spec.train.seed
+    )
+
+
+def _cbpe(spec: PipelineSpec, model: Any, holdout: pd.DataFrame) -> CBPE | None:
+    metric = spec.evaluate.metric
+    if spec.model.task != "classification" or metric not in CBPE_METRICS:
+        return None
+    labelled = holdout[holdout[spec.model.target].notna()]
+    try:
+        proba = np.asarray(model.predict_proba(labelled[list(spec.model.features.all)]))
+        if proba.ndim != 2 or proba.shape[1] != 2:
+            return None  # CBPE is for binary classifiers
+        return CBPE.fit(labelled[spec.model.target].to_numpy(), proba[:, 1], metric)
+    except ValueError as exc:  # too few rows or one class: no estimate, said in the log
+        log.info("no CBPE calibration for %s: %s", metric, exc)
+        return None
+
+
+def build_evidence(
+    spec: PipelineSpec,
+    artifacts: ArtifactStore,
+    model: Any,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+) -> dict[str, str]:
+    """Build, store and name (for the lineage) the profile and calibration of a version."""
+    out = {PROFILE_KEY: artifacts.put(_profile(spec, train).to_bytes())}
+    cbpe = _cbpe(spec, model, holdout)
+    if cbpe is not None:
+        out[CBPE_KEY] = artifacts.put(cbpe.to_bytes())
+    return out
+
+
+@dataclass
+class MonitorKit:
+    """What the monitor checks batches with, for one champion version."""
+
+    profile: ReferenceProfile
+    cbpe: CBPE | None
+    config: DriftConfig
+
+    @classmethod
+    def load(
+        cls,
+        spec: PipelineSpec,
+        artifacts: ArtifactStore,
+        lineage: dict[str, Any],
+        *,
+        what: str,
+        train_frame: Any,
+    ) -> MonitorKit:
+        """From the version's lineage; ``train_frame()`` rebuilds a profile that is missing."""
+        if PROFILE_KEY in lineage:
+            data = artifacts.get(lineage[PROFILE_KEY], what=f"reference profile of {what}")
+            profile = ReferenceProfile.from_bytes(data)
+        else:
+            log.info("%s has no stored reference profile; building it from its training rows", what)
+            profile = _profile(spec, train_frame())
+        cbpe = None
+        if CBPE_KEY in lineage:
+            cbpe = CBPE.from_bytes(artifacts.get(lineage[CBPE_KEY], what=f"CBPE of {what}"))
+        return cls(profile, cbpe, drift_config(spec))
+
+    def measure(
+        self, spec: PipelineSpec, model: Any, batch: pd.DataFrame
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """(drift report, estimated metrics) of ``model`` on ``batch``, JSON-ready."""
+        report = drift_report(self.profile, batch, self.config).to_dict()
+        if self.cbpe is None or len(batch) == 0:
+            return report, None
+        proba = np.asarray(model.predict_proba(batch[list(spec.model.features.all)]))
+        est = self.cbpe.estimate(proba[:, 1])
+        return report, {
+            est.metric: est.value,
+            "lower": est.lower,
+            "upper": est.upper,
+            "rows": est.rows,
+        }
+
+
+def drift_evidence(drift: dict[str, Any] | None) -> DriftEvidence | None:
+    """The trigger's view of a stored drift report."""
+    if not drift:
+        return None
+    return DriftEvidence(
+        drifted=tuple(drift.get("drifted", [])),
+        share=float(drift.get("share_drifted") or 0.0),
+        # the share's denominator; 0 when no feature could be judged (not "no drift")
+        checked=int(drift.get("n_features") or 0) if drift.get("n_evaluated") else 0,
+        domain_auc=drift.get("domain_auc"),
+    )
