@@ -97,7 +97,7 @@ def test_rainfall_template_parses() -> None:
     assert spec.data.window.last == timedelta(days=1095)
     assert spec.evaluate.metric == "roc_auc"
     assert spec.train.estimator == "sklearn.ensemble.HistGradientBoostingClassifier"
-    assert {t.kind for t in spec.triggers} == {"performance", "data_volume", "manual"}
+    assert {t.kind for t in spec.triggers} == {"performance", "drift", "data_volume", "manual"}
 
 
 def test_generic_template_parses() -> None:

@@ -306,8 +306,7 @@ class DriftSection(_Section):
         ):
             if value not in known:
                 raise ValueError(
-                    f"monitor.drift.{where}.effect: expected one of {', '.join(known)}, "
-                    f"got {value!r}"
+                    f"{where}.effect: expected one of {', '.join(known)}, got {value!r}"
                 )
         return self
 

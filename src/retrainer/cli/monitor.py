@@ -50,13 +50,13 @@ def monitor_cmd(
             ["batch", "rows", "champ", metric, "est.", "drift", "retrain"],
             [
                 (
-                    r["key"] + (" (quarantined)" if r["status"] == "quarantined" else ""),
+                    r["key"],
                     r["rows"],
                     f"v{r['champion']}" if r["champion"] else None,
                     fmt_metric(r["realised"]),
                     fmt_metric(r["estimated"]),
                     _drift(r),
-                    _decision(r["decision"]),
+                    "quarantined" if r["status"] == "quarantined" else _decision(r["decision"]),
                 )
                 for r in rows
             ],

@@ -381,10 +381,16 @@ class _Cycle:
         """What the schedule, ``drop`` and the retrain policy need: from versions and history."""
         versions = [v for v in self.ws.registry.versions(self.model) if v.status != "FAILED"]
         per = self.spec.retrain_policy.per
-        ticks = [
-            datetime.fromisoformat(v.lineage["trigger"]["numbers"]["tick"])
+        fired = [  # every trigger that fired for a version, also those listed after the first
+            t
             for v in versions
-            if v.lineage.get("trigger", {}).get("kind") == "schedule"
+            for trig in [v.lineage.get("trigger") or {}]
+            for t in [trig, *(trig.get("numbers") or {}).get("also", [])]
+        ]
+        ticks = [
+            datetime.fromisoformat(t["numbers"]["tick"] if "numbers" in t else t["tick"])
+            for t in fired
+            if t.get("kind") == "schedule"
         ]
         moves = [m for m in self.ws.registry.history(self.model, CHAMPION) if m.to_version]
         holdout = {}
