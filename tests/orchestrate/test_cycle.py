@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -426,3 +427,35 @@ def test_lease_held_by_live_holder_blocks_the_cycle_and_changes_nothing(
     live_process.wait()
     result = cycle(root)
     assert (result.status, result.version, result.promoted) == ("succeeded", 1, True)
+
+
+def test_a_schedule_tick_is_used_up_when_another_trigger_fired_first(
+    make_workspace: NewWorkspace,
+) -> None:
+    """Data volume and an hourly schedule fire together: the version is recorded under
+    data volume, and the tick it also covered must not retrain the same data again."""
+    root = make_workspace()
+    edit_spec(
+        root,
+        "  - manual: {}\n",
+        '  - manual: {}\n  - schedule: {cron: "0 * * * *", timezone: UTC}\n',
+    )
+    now = [datetime(2026, 11, 25, 10, 30, tzinfo=UTC)]
+
+    def run() -> CycleResult:
+        with Workspace.open(root, clock=lambda: now[0]) as ws:
+            return run_cycle(ws, actor="t")
+
+    add_batch(root, "b1", synthetic_batch(1, 400, start_day=0))
+    assert run().version == 1
+    now[0] += timedelta(hours=2)
+    add_batch(root, "b2", synthetic_batch(2, 700, start_day=1))
+    both = run()
+    decide = both.steps["decide"]
+    assert (decide["kind"], [a["kind"] for a in decide["numbers"]["also"]]) == (
+        "data_volume",
+        ["schedule"],
+    )
+    again = run()
+    assert again.version is None, again.outcome
+    assert "schedule '0 * * * *': next at 2026-11-25 13:00 UTC" in again.outcome
