@@ -33,3 +33,18 @@ check: lint test
 
 clean:
 	rm -rf $(VENV) retrainer-quickstart .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks (not part of `make test`): Evidently runs in its own venv, pinned in
+# benchmarks/requirements-evidently.txt. Takes about 45 minutes on 2 cores; see docs/benchmarks.md.
+.PHONY: bench
+BENCH_EVIDENTLY := benchmarks/.venv-evidently
+
+$(BENCH_EVIDENTLY)/.installed: benchmarks/requirements-evidently.txt
+	$(PYTHON) -m venv $(BENCH_EVIDENTLY)
+	$(BENCH_EVIDENTLY)/bin/python -m pip install --quiet -r benchmarks/requirements-evidently.txt
+	touch $@
+
+bench: $(VENV)/.installed $(BENCH_EVIDENTLY)/.installed
+	$(BIN)/python benchmarks/drift_bench.py --profile
+	$(BIN)/python benchmarks/profile_scaling.py --profile
+	$(BIN)/python benchmarks/report.py
