@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
 
     drift_src = HERE.parent / "src" / "retrainer" / "monitor" / "drift"
     digest_start = source_digest(drift_src)
+    machine = machine_info()  # at the start: the git revision that is measured
     load_start = load_average()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="drift-bench-"))
     outputs = Path(tempfile.mkdtemp(prefix="drift-bench-out-"))
@@ -272,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         "numeric": len(manifest["numeric"]),
         "categorical": len(manifest["categorical"]),
         "columns": manifest["columns"],
-        "machine": machine_info(),
+        "machine": machine,
         "drift_package_sha256": digest_start,
         "drift_package_edited_during_run": source_digest(drift_src) != digest_start,
         "load_start": load_start,
