@@ -28,7 +28,7 @@ from retrainer.data.sources import BatchRef
 from retrainer.errors import ConflictError, DataSourceError, DiskFullError, RetrainerError
 from retrainer.evaluate.compare import evaluate_candidate
 from retrainer.evaluate.metrics import METRICS
-from retrainer.monitor.performance import realised_metric
+from retrainer.monitor.performance import model_outputs, realised_metrics
 from retrainer.monitor.triggers import TriggerContext, decide
 from retrainer.orchestrate.evidence import MonitorKit, build_evidence, drift_evidence
 from retrainer.orchestrate.lease import new_holder_id
@@ -306,17 +306,10 @@ class _Cycle:
                 what=f"model {self.model} v{champion}",
                 train_frame=lambda: self._frame(int(info.lineage["train_snapshot"])),
             )
-            drift, estimated = kit.measure(self.spec, self._load_version(champion), frame)
-            values = {
-                name: realised_metric(
-                    self._load_version(champion),
-                    frame,
-                    metric=name,
-                    features=list(m.features.all),
-                    target=m.target,
-                )
-                for name in sorted(metrics)
-            }
+            model, names = self._load_version(champion), sorted(metrics)
+            outputs = model_outputs(model, frame, names, list(m.features.all))
+            drift, estimated = kit.measure(self.spec, model, frame, proba=outputs.get("proba"))
+            values = realised_metrics(frame, outputs, names, target=m.target)
             labelled = int(frame[m.target].notna().sum()) if m.target in frame else 0
             self.ws.ledger.record_score(
                 self.model, champion, batch.id, values, labelled, drift=drift, estimated=estimated

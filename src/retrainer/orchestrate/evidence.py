@@ -116,14 +116,24 @@ class MonitorKit:
         return cls(profile, cbpe, drift_config(spec))
 
     def measure(
-        self, spec: PipelineSpec, model: Any, batch: pd.DataFrame
+        self,
+        spec: PipelineSpec,
+        model: Any,
+        batch: pd.DataFrame,
+        *,
+        proba: np.ndarray[Any, Any] | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """(drift report, estimated metrics) of ``model`` on ``batch``, JSON-ready."""
+        """(drift report, estimated metrics) of ``model`` on ``batch``, JSON-ready.
+
+        ``proba``: the positive-class probabilities of ``batch``'s rows when the caller has
+        them already (the monitor scores the batch anyway), so the model predicts once.
+        """
         report = drift_report(self.profile, batch, self.config).to_dict()
         if self.cbpe is None or len(batch) == 0:
             return report, None
-        proba = np.asarray(model.predict_proba(batch[list(spec.model.features.all)]))
-        est = self.cbpe.estimate(proba[:, 1])
+        if proba is None or proba.ndim != 1:
+            proba = np.asarray(model.predict_proba(batch[list(spec.model.features.all)]))[:, 1]
+        est = self.cbpe.estimate(proba)
         return report, {
             est.metric: est.value,
             "lower": est.lower,
