@@ -8,8 +8,8 @@ from retrainer.monitor.predictions import (
     LabelReport,
     add_labels,
     log_predictions,
-    realised_performance,
 )
+from retrainer.monitor.realised import realised_performance
 from retrainer.monitor.triggers import DriftEvidence, TriggerContext, TriggerDecision, decide
 
 __all__ = [

@@ -27,7 +27,7 @@ reference (only ``P(x)`` may change: covariate shift), and that current rows lie
 the reference had rows. Under concept shift (the relation between features and label
 changes) the probabilities are wrong and so is the estimate, typically still close to the
 reference value while the realised metric falls; the band does not cover that error.
-Only labels (:func:`retrainer.monitor.predictions.realised_performance`) reveal it.
+Only labels (:func:`retrainer.monitor.realised.realised_performance`) reveal it.
 
 The fitted estimator serialises to JSON (:meth:`CBPE.to_bytes`), never pickle, so it can
 be stored as an artifact next to the model.
