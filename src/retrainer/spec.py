@@ -13,7 +13,6 @@ Example::
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from croniter import croniter
 from pydantic import (
     BaseModel,
@@ -36,6 +34,7 @@ from pydantic import (
 
 from retrainer.errors import SpecError
 from retrainer.evaluate.metrics import METRICS
+from retrainer.spec_errors import explain, kind_of, read_yaml
 
 __all__ = [
     "ApprovalSection",
@@ -62,7 +61,6 @@ _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 _DOTTED = r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$"
-_LEADING_PATH = re.compile(r"^([a-z_]+(?:\.[a-z0-9_]+)+): ")
 _ENTRYPOINT = r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$"
 
 
@@ -457,9 +455,9 @@ def load_spec(path: Path) -> PipelineSpec:
 
 def parse_spec(text: str, *, source: str = "<spec>") -> PipelineSpec:
     """Validate spec text; ``source`` names it in errors."""
-    node, data = _safe_yaml(text, source)
+    node, data = read_yaml(text, source)
     if not isinstance(data, dict):
-        given = "an empty file" if data is None else f"a {_kind(data)}"
+        given = "an empty file" if data is None else f"a {kind_of(data)}"
         raise SpecError(
             f"{source}: expected a mapping of sections at the top level (model:, data:, ...), "
             f"got {given}"
@@ -467,145 +465,4 @@ def parse_spec(text: str, *, source: str = "<spec>") -> PipelineSpec:
     try:
         return PipelineSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_explain(exc, source, node)) from exc
-
-
-def _kind(value: object) -> str:
-    kinds = {dict: "mapping", list: "list", str: "string", bool: "boolean"}
-    return kinds.get(type(value), "number" if isinstance(value, int | float) else "value")
-
-
-def _safe_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
-    loader = yaml.SafeLoader(text)
-    node: yaml.Node | None = None
-    try:
-        node = loader.get_single_node()
-        _refuse_duplicates(node, ())
-        data = loader.construct_document(node) if node is not None else None
-    except SpecError as exc:
-        raise SpecError(f"{source}: {exc.message}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        key = _path_at_mark(node, mark, ()) if mark is not None else None
-        where += f" (in {'.'.join(map(str, key))})" if key else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        if problem == "found unhashable key":
-            problem += " ({...} or [...] used as a key; quote template text: '{{ x }}')"
-        raise SpecError(f"{source}: not valid YAML{where}: {problem}") from exc
-    finally:
-        loader.dispose()
-    return node, data
-
-
-def _refuse_duplicates(node: yaml.Node | None, path: tuple[int | str, ...]) -> None:
-    """Refuse a key given twice in one mapping (YAML would silently keep the last one)."""
-    if isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _refuse_duplicates(item, (*path, i))
-    if not isinstance(node, yaml.MappingNode):
-        return
-    seen: set[tuple[str, str]] = set()
-    for key, value in node.value:
-        if isinstance(key, yaml.ScalarNode):
-            ident = (key.tag, key.value)
-            if ident in seen:
-                where = ".".join(map(str, path)) or "the top level"
-                raise SpecError(
-                    f"line {key.start_mark.line + 1}: key {key.value!r} is given twice "
-                    f"in {where}; keep one"
-                )
-            seen.add(ident)
-            _refuse_duplicates(value, (*path, key.value))
-
-
-def _path_at_mark(
-    node: yaml.Node | None, mark: yaml.Mark, path: tuple[int | str, ...]
-) -> tuple[int | str, ...]:
-    """The key path of the innermost node that spans ``mark`` (for parse errors)."""
-    children: list[tuple[int | str, yaml.Node]] = []
-    if isinstance(node, yaml.MappingNode):
-        if any(_spans(key, mark) for key, _ in node.value):
-            return path  # the problem is in a key of this mapping
-        children = [(str(k.value), v) for k, v in node.value if isinstance(k, yaml.ScalarNode)]
-    elif isinstance(node, yaml.SequenceNode):
-        children = list(enumerate(node.value))
-    for part, child in children:
-        if _spans(child, mark):
-            return _path_at_mark(child, mark, (*path, part))
-    return path
-
-
-def _spans(node: yaml.Node, mark: yaml.Mark) -> bool:
-    return node.start_mark.index <= mark.index <= max(node.end_mark.index, node.start_mark.index)
-
-
-def _node_at(node: yaml.Node | None, loc: tuple[int | str, ...]) -> yaml.Node | None:
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == part), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            node = node.value[part] if part < len(node.value) else None
-        else:
-            return node
-    return node
-
-
-def _key_node_at(node: yaml.Node | None, loc: tuple[int | str, ...]) -> yaml.Node | None:
-    """The node to point at for ``loc``: the key of a mapping entry, or the list item."""
-    parent = _node_at(node, loc[:-1])
-    if isinstance(parent, yaml.MappingNode):
-        return next((k for k, _ in parent.value if k.value == loc[-1]), parent)
-    if isinstance(parent, yaml.SequenceNode) and isinstance(loc[-1], int):
-        return parent.value[loc[-1]] if loc[-1] < len(parent.value) else parent
-    return parent
-
-
-def _fields_at(loc: tuple[int | str, ...]) -> list[str]:
-    model: Any = PipelineSpec
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
-            return []
-        model = _model_of(field.annotation)
-    return list(model.model_fields) if hasattr(model, "model_fields") else []
-
-
-def _model_of(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _explain(exc: ValidationError, source: str, root: yaml.Node | None) -> str:
-    n = exc.error_count()
-    lines = [f"{source}: {n} problem{'s' if n > 1 else ''} in the spec:"]
-    for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-        msg = err["msg"].removeprefix("Value error, ")
-        named = _LEADING_PATH.match(msg) if err["type"] == "value_error" else None
-        if named:  # a cross-field check names its own key: "data.holdout.by: ..."
-            loc = (*loc, *(int(p) if p.isdigit() else p for p in named.group(1).split(".")))
-            msg = msg[named.end() :]
-        path = ".".join(str(p) for p in loc) or "(top level)"
-        at = _key_node_at(root, loc) if loc else root
-        line = f" (line {at.start_mark.line + 1})" if at is not None else ""
-        if err["type"] == "extra_forbidden":
-            known = _fields_at(loc[:-1])
-            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            lines.append(f"  {path}{line}: unknown key{hint} (expected one of: {', '.join(known)})")
-        elif err["type"] == "missing":
-            lines.append(f"  {path}{line}: required key is missing")
-        else:
-            given = err.get("input")
-            hide = named or isinstance(given, dict | list) or repr(given) in msg
-            shown = "" if hide else f" (given: {given!r})"
-            lines.append(f"  {path}{line}: {msg}{shown}")
-    return "\n".join(lines)
+        raise SpecError(explain(exc, source, node, PipelineSpec)) from exc

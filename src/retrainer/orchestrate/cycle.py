@@ -16,7 +16,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,7 +29,12 @@ from retrainer.evaluate.compare import evaluate_candidate
 from retrainer.evaluate.metrics import METRICS
 from retrainer.monitor.performance import model_outputs, realised_metrics
 from retrainer.monitor.triggers import TriggerContext, decide
-from retrainer.orchestrate.evidence import MonitorKit, build_evidence, drift_evidence
+from retrainer.orchestrate.evidence import (
+    MonitorKit,
+    build_evidence,
+    drift_evidence,
+    policy_evidence,
+)
 from retrainer.orchestrate.lease import new_holder_id
 from retrainer.registry import CHAMPION, promote
 from retrainer.registry.db import as_utc
@@ -356,7 +360,7 @@ class _Cycle:
             drift=drift_evidence(latest.drift if latest else None),
             manual_reason=self.manual_reason,
             now=now,
-            **self._policy_evidence(champion, now),
+            **policy_evidence(self.ws.registry, self.spec, champion, now),
         )
         waiting = self._awaiting_approval(champion)
         if waiting is not None and self.manual_reason is None:
@@ -369,38 +373,6 @@ class _Cycle:
         if not decision.fire:
             raise _Stop("succeeded", f"no retrain: {decision.reason}", decision.to_dict())
         return decision.to_dict()
-
-    def _policy_evidence(self, champion: int | None, now: datetime) -> dict[str, Any]:
-        """What the schedule, ``drop`` and the retrain policy need: from versions and history."""
-        versions = [v for v in self.ws.registry.versions(self.model) if v.status != "FAILED"]
-        per = self.spec.retrain_policy.per
-        fired = [  # every trigger that fired for a version, also those listed after the first
-            t
-            for v in versions
-            for trig in [v.lineage.get("trigger") or {}]
-            for t in [trig, *(trig.get("numbers") or {}).get("also", [])]
-        ]
-        ticks = [
-            datetime.fromisoformat(t["numbers"]["tick"] if "numbers" in t else t["tick"])
-            for t in fired
-            if t.get("kind") == "schedule"
-        ]
-        moves = [m for m in self.ws.registry.history(self.model, CHAMPION) if m.to_version]
-        holdout = {}
-        if champion is not None:
-            info = next((v for v in versions if v.version == champion), None)
-            holdout = {
-                k: float(v)
-                for k, v in (info.metrics if info else {}).items()
-                if k in METRICS and v is not None
-            }
-        return {
-            "champion_holdout": holdout,
-            "champion_since": moves[-1].at if moves else None,
-            "last_training_at": max((v.created_at for v in versions), default=None),
-            "retrains_in_period": sum(1 for v in versions if v.created_at > now - per),
-            "last_schedule_tick": max(ticks, default=None),
-        }
 
     def _awaiting_approval(self, champion: int | None) -> int | None:
         """With manual approval: the newest passing candidate newer than the champion."""

@@ -1,4 +1,5 @@
-"""The monitor's evidence for one champion: its reference profile and its CBPE calibration.
+"""Evidence for the triggers: a champion's reference profile and CBPE calibration, and
+what the retrain policy needs from versions and alias history (policy_evidence).
 
 Both are built once, when a version becomes READY, from the rows it was trained on
 (the profile) and its holdout (the calibration), stored as content-addressed artifacts
@@ -11,20 +12,29 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from retrainer.evaluate.metrics import METRICS
 from retrainer.monitor.drift import DriftConfig, ReferenceProfile, drift_report
 from retrainer.monitor.estimate import CBPE, CBPE_METRICS
 from retrainer.monitor.triggers import DriftEvidence
+from retrainer.registry.registry import CHAMPION, Registry
 from retrainer.spec import PipelineSpec
 
 if TYPE_CHECKING:
     from retrainer.registry.artifacts import ArtifactStore
 
-__all__ = ["MonitorKit", "build_evidence", "drift_config", "drift_evidence"]
+__all__ = [
+    "MonitorKit",
+    "build_evidence",
+    "drift_config",
+    "drift_evidence",
+    "policy_evidence",
+]
 
 log = logging.getLogger(__name__)
 
@@ -153,3 +163,38 @@ def drift_evidence(drift: dict[str, Any] | None) -> DriftEvidence | None:
         checked=int(drift.get("n_features") or 0) if drift.get("n_evaluated") else 0,
         domain_auc=drift.get("domain_auc"),
     )
+
+
+def policy_evidence(
+    registry: Registry, spec: PipelineSpec, champion: int | None, now: datetime
+) -> dict[str, Any]:
+    """What the schedule, ``drop`` and the retrain policy need: from versions and history."""
+    versions = [v for v in registry.versions(spec.model.name) if v.status != "FAILED"]
+    per = spec.retrain_policy.per
+    fired = [  # every trigger that fired for a version, also those listed after the first
+        t
+        for v in versions
+        for trig in [v.lineage.get("trigger") or {}]
+        for t in [trig, *(trig.get("numbers") or {}).get("also", [])]
+    ]
+    ticks = [
+        datetime.fromisoformat(t["numbers"]["tick"] if "numbers" in t else t["tick"])
+        for t in fired
+        if t.get("kind") == "schedule"
+    ]
+    moves = [m for m in registry.history(spec.model.name, CHAMPION) if m.to_version]
+    holdout = {}
+    if champion is not None:
+        info = next((v for v in versions if v.version == champion), None)
+        holdout = {
+            k: float(v)
+            for k, v in (info.metrics if info else {}).items()
+            if k in METRICS and v is not None
+        }
+    return {
+        "champion_holdout": holdout,
+        "champion_since": moves[-1].at if moves else None,
+        "last_training_at": max((v.created_at for v in versions), default=None),
+        "retrains_in_period": sum(1 for v in versions if v.created_at > now - per),
+        "last_schedule_tick": max(ticks, default=None),
+    }
