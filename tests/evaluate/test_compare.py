@@ -255,7 +255,7 @@ def test_min_metric_is_a_floor_or_a_ceiling_by_orientation(
     gate = next(g for g in rec.gates if g.name == "min_metric")
     assert gate.passed is passed and rec.passed is passed
     assert f"is {word} the floor {floor}" in gate.reason
-    assert gate.numbers == {"candidate": rec.candidate_metric, "floor": floor}
+    assert (gate.value, gate.threshold) == (rec.candidate_metric, floor)
 
 
 @pytest.mark.filterwarnings("ignore:Only one class is present:UserWarning")
@@ -268,7 +268,7 @@ def test_an_undefined_metric_fails_the_scores_gate_with_a_reason(
     rec = judge(fitted(train), fitted(train, shuffle_labels=True), one_class, metric=metric)
     scores = rec.gates[0]
     assert scores.name == "scores" and not scores.passed and not rec.passed
-    assert f"{metric} could not be computed (nan)" in scores.reason
+    assert f"{metric} could not be computed on the holdout (nan)" in scores.reason
     json.dumps(rec.to_dict())  # still a record that can be stored
 
 

@@ -1,4 +1,4 @@
-"""The decision record: passed only when every gate passed, and it explains itself."""
+"""The decision record: passed only when no gate blocks, and it explains itself."""
 
 from __future__ import annotations
 
@@ -14,23 +14,43 @@ def record(*gates: GateResult) -> DecisionRecord:
     return DecisionRecord("roc_auc", 0.81, 0.79, 3, 250, gates)
 
 
-OK = GateResult("scores", True, "roc_auc on the holdout is 0.8100", {"candidate": 0.81})
-FLOOR = GateResult("min_metric", False, "roc_auc 0.8100 is not at least the floor 0.85")
-CHAMP = GateResult("vs_champion", False, "may be worse than the champion by more than 0.005")
+OK = GateResult("scores", "pass", "roc_auc on the holdout is 0.8100", value=0.81)
+FLOOR = GateResult(
+    "min_metric",
+    "fail",
+    "roc_auc 0.8100 is not at least the floor 0.85",
+    value=0.81,
+    threshold=0.85,
+)
+CHAMP = GateResult("vs_champion", "fail", "may be worse than the champion by more than 0.005")
+UNDEFINED = GateResult("scores", "not_evaluable", "roc_auc could not be computed (one class)")
+FIRST = GateResult("vs_champion", "skipped", "no champion yet")
 
 
-def test_passed_only_when_every_gate_passed() -> None:
+def test_passed_only_when_no_gate_blocks() -> None:
     assert record(OK).passed
+    assert record(OK, FIRST).passed
     assert not record(OK, FLOOR).passed
     assert not record(FLOOR, OK, CHAMP).passed
 
 
-def test_summary_of_a_pass_lists_every_reason() -> None:
-    passing = GateResult("vs_champion", True, "no champion yet")
-    assert record(OK, passing).summary() == f"passed: {OK.reason}; {passing.reason}"
+def test_not_evaluable_blocks_never_a_silent_pass() -> None:
+    assert not UNDEFINED.passed
+    assert not record(UNDEFINED, FIRST).passed
+    assert record(UNDEFINED).summary() == f"failed: {UNDEFINED.reason}"
 
 
-def test_summary_of_a_failure_lists_only_the_failed_gates_in_order() -> None:
+def test_unknown_status_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"gate 'x'.*'maybe'"):
+        GateResult("x", "maybe", "?")  # type: ignore[arg-type]
+
+
+def test_summary_of_a_pass_lists_the_passing_reasons() -> None:
+    passing = GateResult("vs_champion", "pass", "better than the champion")
+    assert record(OK, passing, FIRST).summary() == f"passed: {OK.reason}; {passing.reason}"
+
+
+def test_summary_of_a_failure_lists_only_the_blocking_gates_in_order() -> None:
     assert record(OK, FLOOR, CHAMP).summary() == f"failed: {FLOOR.reason}; {CHAMP.reason}"
 
 
@@ -41,14 +61,23 @@ def test_to_dict_is_json_ready_and_complete() -> None:
     assert data["summary"] == rec.summary()
     assert data["metric"] == "roc_auc" and data["holdout_rows"] == 250
     assert data["champion_version"] == 3 and data["champion_metric"] == 0.79
-    assert data["gates"] == [
-        {"name": "scores", "passed": True, "reason": OK.reason, "numbers": {"candidate": 0.81}},
-        {"name": "min_metric", "passed": False, "reason": FLOOR.reason, "numbers": {}},
-    ]
+    assert data["gates"][1] == {
+        "name": "min_metric",
+        "status": "fail",
+        "passed": False,
+        "reason": FLOOR.reason,
+        "value": 0.81,
+        "threshold": 0.85,
+        "ci_low": None,
+        "ci_high": None,
+        "numbers": {},
+        "details": [],
+    }
+    assert data["gates"][0]["status"] == "pass" and data["gates"][0]["passed"] is True
 
 
 def test_records_and_gates_are_immutable() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
-        OK.passed = False  # type: ignore[misc]
+        OK.status = "fail"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         record(OK).gates = ()  # type: ignore[misc]

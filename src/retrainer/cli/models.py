@@ -121,8 +121,11 @@ def models_show(
         c.print(
             table(
                 f"Decision record: {'PASSED' if dec['passed'] else 'FAILED'}",
-                ["gate", "passed", "reason"],
-                [(g["name"], "yes" if g["passed"] else "NO", g["reason"]) for g in dec["gates"]],
+                ["gate", "status", "reason"],
+                [
+                    (g["name"], g.get("status", "pass" if g["passed"] else "fail"), g["reason"])
+                    for g in dec["gates"]
+                ],
             )
         )
     c.print(

@@ -52,17 +52,18 @@ def evaluate_candidate(
         gates.append(
             GateResult(
                 "min_metric",
-                ok,
+                "pass" if ok else "fail",
                 f"{name} {cand:.4f} is {'' if ok else 'not '}{word} "
                 f"the floor {evaluate.min_metric}",
-                {"candidate": cand, "floor": evaluate.min_metric},
+                value=cand,
+                threshold=evaluate.min_metric,
             )
         )
     champ: float | None = None
     if champion is None:
         gates.append(
             GateResult(
-                "vs_champion", True, "no champion yet: the first version is judged on its own", {}
+                "vs_champion", "skipped", "no champion yet: the first version is judged on its own"
             )
         )
     else:
@@ -92,11 +93,11 @@ def _score(name: str, y: np.ndarray[Any, Any], out: np.ndarray[Any, Any]) -> flo
 
 
 def _finite_gate(name: str, value: float) -> GateResult:
-    ok = bool(np.isfinite(value))
-    why = (
-        f"{name} on the holdout is {value:.4f}" if ok else f"{name} could not be computed ({value})"
+    if np.isfinite(value):
+        return GateResult("scores", "pass", f"{name} on the holdout is {value:.4f}", value=value)
+    return GateResult(
+        "scores", "not_evaluable", f"{name} could not be computed on the holdout ({value})"
     )
-    return GateResult("scores", ok, why, {"candidate": value})
 
 
 def _champion_gate(
@@ -137,4 +138,14 @@ def _champion_gate(
             if ok
             else f"may be worse than the champion by more than {evaluate.margin}"
         )
-    return GateResult("vs_champion", bool(ok), f"{base}: {verdict}", numbers)
+    threshold = evaluate.margin if evaluate.mode == "superiority" else -evaluate.margin
+    return GateResult(
+        "vs_champion",
+        "pass" if ok else "fail",
+        f"{base}: {verdict}",
+        value=observed,
+        threshold=threshold,
+        ci_low=lo,
+        ci_high=hi,
+        numbers=numbers,
+    )
