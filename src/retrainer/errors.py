@@ -28,6 +28,8 @@ __all__ = [
     "ContractViolation",
     "DataSourceError",
     "DiskFullError",
+    "EvaluationError",
+    "LeakageError",
     "LeaseHeldError",
     "NotFoundError",
     "PathEscapeError",
@@ -91,6 +93,20 @@ class TrainingError(RetrainerError):
     """The user's estimator or training function failed or returned no model."""
 
     code = "TRAINING_FAILED"
+    exit_code = 2
+
+
+class LeakageError(TrainingError):
+    """Training refused: the data leaks the target (a feature predicts it almost
+    perfectly, a feature is timestamped after its label) or holdout rows are in training."""
+
+    code = "LEAKAGE_SUSPECTED"
+
+
+class EvaluationError(RetrainerError):
+    """A candidate cannot be judged as asked (a holdout too small for the confidence)."""
+
+    code = "EVALUATION"
     exit_code = 2
 
 

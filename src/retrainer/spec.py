@@ -33,23 +33,33 @@ from pydantic import (
 )
 
 from retrainer.errors import SpecError
+from retrainer.evaluate.holdout import min_resamples
 from retrainer.evaluate.metrics import METRICS
 from retrainer.spec_errors import explain, kind_of, read_yaml
 
 __all__ = [
     "ApprovalSection",
+    "ColumnRule",
     "ContractSection",
     "DataSection",
     "DriftSection",
+    "DuplicatesRule",
     "EvaluateSection",
+    "FairnessSpec",
     "Features",
     "HoldoutSpec",
+    "LeakageSpec",
     "ModelSection",
     "MonitorSection",
     "PipelineSpec",
+    "RobustnessSpec",
+    "SecondaryMetric",
+    "ServabilitySpec",
+    "SlicesSpec",
     "RetrainPolicy",
     "TrainSection",
     "TriggerSpec",
+    "VolumeRule",
     "WindowSpec",
     "load_spec",
     "parse_duration",
@@ -154,14 +164,109 @@ class DataSection(_Section):
     holdout: HoldoutSpec = Field(default_factory=HoldoutSpec)
 
 
+class ColumnRule(_Section):
+    """Rules for one column of every batch; a column listed here is required.
+
+    Numbers are judged without conversion: ``dtype: integer`` accepts whole numbers
+    (a float column of whole numbers too, as CSV files with gaps give), never ``"12"``.
+    """
+
+    dtype: Literal["numeric", "integer", "float", "string", "boolean", "datetime"] | None = Field(
+        default=None, description="the kind of values the column must hold"
+    )
+    min: float | None = Field(default=None, description="smallest allowed value (inclusive)")
+    max: float | None = Field(default=None, description="largest allowed value (inclusive)")
+    allowed: list[str | int | float | bool] | None = Field(
+        default=None, min_length=1, description="the known categories"
+    )
+    max_unseen_share: float = Field(
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        description="share of non-null values outside 'allowed' tolerated before UNSEEN_CATEGORY",
+    )
+    nullable: bool = Field(default=True, description="false: any null fails (NULL_STORM)")
+    max_null_share: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="largest share of nulls (NULL_STORM above)"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ColumnRule:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"expected min <= max, got min {self.min} and max {self.max}")
+        if not self.nullable and self.max_null_share:
+            raise ValueError("'nullable: false' allows no nulls; drop 'max_null_share'")
+        bounded = self.min is not None or self.max is not None
+        if bounded and self.dtype in ("string", "boolean", "datetime"):
+            raise ValueError(f"'min'/'max' need a numeric dtype, got dtype {self.dtype!r}")
+        return self
+
+
+class DuplicatesRule(_Section):
+    """Exact duplicate rows, and rows sharing a key: ``allow`` (count them), ``drop`` (keep
+    one: the first duplicate row, the last row of a key) or ``reject`` the batch."""
+
+    rows: Literal["allow", "drop", "reject"] = "drop"
+    key: list[str] | None = Field(
+        default=None, min_length=1, description="columns that identify a row"
+    )
+    keys: Literal["allow", "drop", "reject"] = Field(
+        default="reject", description="policy for rows sharing a key"
+    )
+
+
+class VolumeRule(_Section):
+    """Flag (``VOLUME_ANOMALY``) a batch this many times larger or smaller than the
+    previous accepted batch; a flagged batch is used, but a candidate trained on it is
+    not promoted automatically."""
+
+    max_ratio: float = Field(default=10.0, gt=1.0, description="flag at >= this many times")
+    min_ratio: float = Field(default=0.1, gt=0.0, lt=1.0, description="flag at <= this share")
+
+
 class ContractSection(_Section):
-    """What every batch must satisfy before it is used; failing batches are quarantined."""
+    """What every batch must satisfy before it is used; failing batches are quarantined.
+
+    Reference (codes, examples, the quarantine workflow): docs/contracts.md.
+    """
 
     required_columns: list[str] | None = Field(
         default=None, description="default: features, target and time column"
     )
     min_rows: int = Field(default=1, ge=1)
-    extra_columns: Literal["allow", "reject"] = "allow"
+    max_rows: int | None = Field(default=None, ge=1, description="larger batches fail")
+    extra_columns: Literal["allow", "reject"] = Field(
+        default="allow", description="allow: ignored and recorded (EXTRA_COLUMN warning)"
+    )
+    columns: dict[str, ColumnRule] = Field(
+        default_factory=dict, description="per-column rules ('retrainer contract infer')"
+    )
+    null_tolerance: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="a feature's null share may exceed the champion's training data by this",
+    )
+    unseen_categories: Literal["flag", "reject"] = Field(
+        default="flag", description="what UNSEEN_CATEGORY does to a batch"
+    )
+    duplicates: DuplicatesRule = Field(default_factory=DuplicatesRule)
+    volume: VolumeRule = Field(default_factory=VolumeRule)
+    time_order: Literal["none", "batch", "watermark"] = Field(
+        default="none",
+        description="batch: time never goes backwards within a batch; watermark: also no "
+        "row older than the newest accepted row",
+    )
+    examples: int = Field(default=5, ge=1, le=100, description="failing rows shown per failure")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ContractSection:
+        if self.max_rows is not None and self.max_rows < self.min_rows:
+            raise ValueError(
+                f"expected max_rows >= min_rows, got max_rows {self.max_rows} and "
+                f"min_rows {self.min_rows}"
+            )
+        return self
 
 
 class DataVolumeTrigger(_Section):
@@ -315,6 +420,36 @@ class MonitorSection(_Section):
     drift: DriftSection = Field(default_factory=DriftSection)
 
 
+class LeakageSpec(_Section):
+    """Checks that refuse to train on data that leaks the target (LEAKAGE_SUSPECTED)."""
+
+    enabled: bool = True
+    max_feature_auc: float = Field(
+        default=0.99, gt=0.5, le=1.0, description="a single feature's AUC above this blocks"
+    )
+    max_feature_r2: float = Field(
+        default=0.99, gt=0.0, le=1.0, description="a single feature's R^2 above this blocks"
+    )
+    exempt: list[str] = Field(
+        default_factory=list, description="features known to be legitimately that strong"
+    )
+    holdout_overlap: Literal["drop", "block"] = Field(
+        default="drop",
+        description="training rows identical to a holdout row: drop them, or block the run",
+    )
+    label_time_column: str | None = Field(default=None, description="when the label became known")
+    feature_time_columns: list[str] = Field(
+        default_factory=list, description="when features were observed: never after the label"
+    )
+    max_rows: int = Field(default=200_000, ge=100, description="rows sampled for the checks")
+
+    @model_validator(mode="after")
+    def _times(self) -> LeakageSpec:
+        if self.feature_time_columns and self.label_time_column is None:
+            raise ValueError("'feature_time_columns' need 'label_time_column' to compare with")
+        return self
+
+
 class TrainSection(_Section):
     """How a candidate is trained: an estimator class, or the user's own function."""
 
@@ -325,6 +460,7 @@ class TrainSection(_Section):
     trusted_types: list[str] = Field(
         default_factory=list, description="extra types (or 'pkg.*') the model artifact may hold"
     )
+    leakage: LeakageSpec = Field(default_factory=LeakageSpec)
 
     @model_validator(mode="after")
     def _one_way(self) -> TrainSection:
@@ -338,6 +474,61 @@ class TrainSection(_Section):
         return self
 
 
+class SecondaryMetric(_Section):
+    """Thresholds of a secondary metric: an absolute floor/ceiling, and a drop vs the champion."""
+
+    min: float | None = Field(default=None, description="the candidate's value must be >= this")
+    max: float | None = Field(default=None, description="the candidate's value must be <= this")
+    max_drop: float | None = Field(
+        default=None, ge=0.0, description="may be worse than the champion by at most this"
+    )
+
+    @model_validator(mode="after")
+    def _some(self) -> SecondaryMetric:
+        if self.min is None and self.max is None and self.max_drop is None:
+            raise ValueError("expected at least one of 'min', 'max' or 'max_drop'")
+        return self
+
+
+class SlicesSpec(_Section):
+    """The primary metric per value of some holdout columns (numeric ones binned)."""
+
+    columns: list[str] = Field(min_length=1, description="holdout columns, features or not")
+    bins: int = Field(default=4, ge=2, le=20, description="quantile bins of a numeric column")
+    min_size: int = Field(default=50, ge=1, description="smaller slices are listed, not judged")
+    margin: float = Field(default=0.02, ge=0.0, description="tolerated loss on a slice")
+    correction: Literal["holm", "bonferroni", "bh", "none"] = "holm"
+
+
+class FairnessSpec(_Section):
+    """Group fairness of the candidate over sensitive columns (fairlearn)."""
+
+    sensitive: list[str] = Field(min_length=1, description="holdout columns, features or not")
+    demographic_parity_max: float | None = Field(default=0.1, ge=0.0, le=1.0)
+    equalized_odds_max: float | None = Field(default=0.1, ge=0.0, le=1.0)
+    metric_difference_max: float | None = Field(
+        default=None, ge=0.0, description="largest gap of evaluate.metric between groups"
+    )
+    min_group_size: int = Field(default=30, ge=1, description="smaller groups are not judged")
+
+
+class RobustnessSpec(_Section):
+    """The metric's drop under perturbed inputs; a share of 0 turns that perturbation off."""
+
+    noise_sd: float = Field(default=0.1, ge=0.0, description="in standard deviations")
+    missing_share: float = Field(default=0.05, ge=0.0, lt=1.0)
+    swap_share: float = Field(default=0.05, ge=0.0, lt=1.0)
+    max_drop: float = Field(default=0.05, ge=0.0)
+
+
+class ServabilitySpec(_Section):
+    """The stored artifact loads in a fresh process and predicts within the budget."""
+
+    latency_ms: float = Field(default=200.0, gt=0.0, description="median predict of the sample")
+    sample_rows: int = Field(default=100, ge=1, le=100_000)
+    timeout_s: float = Field(default=120.0, gt=0.0, description="the whole check, load included")
+
+
 class EvaluateSection(_Section):
     """How a candidate is judged against the champion on the same holdout rows."""
 
@@ -347,11 +538,22 @@ class EvaluateSection(_Section):
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     bootstrap_resamples: int = Field(default=1000, ge=100, le=100_000)
     min_metric: float | None = Field(default=None, description="absolute floor for any candidate")
+    secondary: dict[str, SecondaryMetric] = Field(default_factory=dict)
+    slices: SlicesSpec | None = None
+    fairness: FairnessSpec | None = None
+    robustness: RobustnessSpec | None = None
+    servability: ServabilitySpec | None = None
 
     @model_validator(mode="after")
     def _one_gate(self) -> EvaluateSection:
         if self.min_improvement is not None and self.non_inferiority_margin is not None:
             raise ValueError("expected one of 'min_improvement' or 'non_inferiority_margin'")
+        needed = min_resamples(self.confidence)
+        if self.bootstrap_resamples < needed:
+            raise ValueError(
+                f"bootstrap_resamples: a {self.confidence:.0%} interval needs at least {needed} "
+                f"resamples (5 in each tail), got {self.bootstrap_resamples}"
+            )
         return self
 
     @property
@@ -405,12 +607,21 @@ class PipelineSpec(_Section):
                     f"triggers.{self.triggers.index(trig)}.performance.metric: expected one of "
                     f"{', '.join(known)} for a {self.model.task} model, got {name!r}"
                 )
+        for name in self.evaluate.secondary:
+            if name not in METRICS or METRICS[name].task != self.model.task:
+                known = sorted(n for n, m in METRICS.items() if m.task == self.model.task)
+                raise ValueError(
+                    f"evaluate.secondary.{name}: expected one of {', '.join(known)} for a "
+                    f"{self.model.task} model"
+                )
         if self.data.holdout.by == "time" and self.data.time_column is None:
             raise ValueError(
                 "data.holdout.by: 'time' needs data.time_column (set it, or use 'by: random')"
             )
         if self.data.window.last is not None and self.data.time_column is None:
             raise ValueError("data.window.last: a time window needs data.time_column")
+        if self.contract.time_order != "none" and self.data.time_column is None:
+            raise ValueError("contract.time_order: checking time order needs data.time_column")
         features = set(self.model.features.all)
         for i, trig in enumerate(self.triggers):
             unknown = (

@@ -40,6 +40,7 @@ from retrainer.registry import CHAMPION, promote
 from retrainer.registry.db import as_utc
 from retrainer.spec import spec_hash
 from retrainer.train.environment import capture_environment
+from retrainer.train.leakage import check_leakage, drop_holdout_rows
 from retrainer.train.trainers import build_trainer
 from retrainer.train.windows import select_window, split_holdout
 
@@ -399,6 +400,7 @@ class _Cycle:
         train, holdout = split_holdout(
             window, spec.data.holdout, time_column=tcol, seed=spec.train.seed
         )
+        train, overlap = drop_holdout_rows(train, holdout, spec.train.leakage.holdout_overlap)
         uri = f"{self.model}:accepted-batches"
         tsnap = ledger.snapshot(self.model, "train", uri, train, time_column=tcol)
         hsnap = ledger.snapshot(self.model, "holdout", uri, holdout, time_column=tcol)
@@ -414,6 +416,7 @@ class _Cycle:
             "holdout": hsnap.to_dict(),
             "max_batch_id": max(b.id for b in batches),
             "idempotency_key": key,
+            "holdout_rows_dropped": overlap,
         }
         other = self.ws.journal.claim_key(self.run_id, key)
         if other is not None:
@@ -437,6 +440,14 @@ class _Cycle:
                     reason="interrupted before it was registered",
                 )
         ds = self.outputs["datasets"]
+        train_frame = self._frame(ds["train"]["id"])
+        leakage = check_leakage(
+            train_frame,
+            self.spec.model,
+            self.spec.train.leakage,
+            seed=self.spec.train.seed,
+            holdout_rows_dropped=int(ds.get("holdout_rows_dropped", 0)),
+        )
         trainer = build_trainer(self.spec.model, self.spec.train)
         lineage = {
             "train_snapshot": ds["train"]["id"],
@@ -451,6 +462,7 @@ class _Cycle:
             "spec_sha256": spec_hash(self.spec),
             "seed": self.spec.train.seed,
             "environment": capture_environment(self.ws.root),
+            "leakage": leakage.to_dict(),
         }
         version = reg.create_version(
             self.model,
@@ -463,7 +475,7 @@ class _Cycle:
 
         started = time.perf_counter()
         try:
-            fitted = trainer.fit(self._frame(ds["train"]["id"]), seed=self.spec.train.seed)
+            fitted = trainer.fit(train_frame, seed=self.spec.train.seed)
             sha = self.ws.artifacts.put(dump_model(fitted))
         except BaseException as exc:
             reg.set_status(self.model, version, "FAILED", actor=self.actor, reason=_why(exc))
