@@ -1,7 +1,8 @@
 """The ``retrainer`` command line: the Typer app and where each command lives.
 
 Commands are in :mod:`retrainer.cli.loop` (init, quickstart, run, retrain, status),
-:mod:`retrainer.cli.models` (models list/show, promote, rollback) and
+:mod:`retrainer.cli.models` (models list/show, promote, rollback),
+:mod:`retrainer.cli.explain` (explain: a version's decision record) and
 :mod:`retrainer.cli.audit` (audit log).
 
 Exit codes: 0 success; 1 unexpected error; 2 bad input (spec, arguments, data);
@@ -20,6 +21,7 @@ import typer
 
 from retrainer.cli import audit, loop, models, monitor
 from retrainer.cli.drift import drift_cmd
+from retrainer.cli.explain import explain_cmd
 from retrainer.cli.watch import watch_cmd
 
 __all__ = ["app", "main"]
@@ -48,6 +50,7 @@ app.command("rollback")(models.rollback_cmd)
 app.command("drift")(drift_cmd)
 app.command("watch")(watch_cmd)
 app.command("monitor")(monitor.monitor_cmd)
+app.command("explain")(explain_cmd)
 models_app.command("list")(models.models_list)
 models_app.command("show")(models.models_show)
 audit_app.command("log")(audit.audit_log)

@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from retrainer.quickstart.stream import QuickstartResult, story
+from retrainer.textfile import write_text_atomic
 
 __all__ = ["plot_png", "write_report"]
 
@@ -90,7 +91,4 @@ def write_report(result: QuickstartResult, path: Path) -> Path:
         mean_without=sum(without_vals) / max(len(without_vals), 1),
         promoted=sum(v.promoted for v in result.versions),
     )
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, html)
