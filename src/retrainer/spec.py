@@ -389,12 +389,17 @@ class EffectSpec(_Section):
 
 class DriftSection(_Section):
     """How drift is judged: a feature drifts only when its effect size reaches
-    ``min_effect`` *and* its test (KS or chi-square) is significant at ``alpha`` after
-    correction across features, with at least ``min_samples`` rows on each side."""
+    ``min_effect`` *and* its test (``numeric_test`` or chi-square) is significant at
+    ``alpha`` after correction across features, with at least ``min_samples`` rows on
+    each side."""
 
     alpha: float = Field(default=0.01, gt=0.0, lt=1.0)
     correction: Literal["bh", "bonferroni", "none"] = "bh"
     min_samples: int = Field(default=200, ge=1)
+    numeric_test: Literal["ks", "t", "ks+t"] = Field(
+        default="ks+t",
+        description="ks, t (Welch) or ks+t (Bonferroni: min(1, 2*min(p_ks, p_t)))",
+    )
     numeric: EffectSpec = Field(default_factory=lambda: EffectSpec(effect="psi", min_effect=0.2))
     categorical: EffectSpec = Field(
         default_factory=lambda: EffectSpec(effect="cramers_v", min_effect=0.1)

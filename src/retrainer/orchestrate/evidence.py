@@ -49,6 +49,7 @@ def drift_config(spec: PipelineSpec) -> DriftConfig:
         alpha=d.alpha,
         correction=d.correction,
         min_samples=d.min_samples,
+        numeric_test=d.numeric_test,
         numeric_effect=d.numeric.effect,  # type: ignore[arg-type]  # checked by the spec
         numeric_min_effect=d.numeric.min_effect,
         categorical_effect=d.categorical.effect,  # type: ignore[arg-type]

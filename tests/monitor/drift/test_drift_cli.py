@@ -56,7 +56,7 @@ def test_table_and_summary(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     out = result.stdout
     rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
-    assert re.search(r"ks .* psi=\S+ +drift$", rows["age"].rstrip())
+    assert re.search(r"ks\+t .* psi=\S+ +drift$", rows["age"].rstrip())
     assert re.search(r"chi2 .* cramers_v=\S+ +drift$", rows["region"].rstrip())
     assert rows["income"].rstrip().endswith("no_drift")
     assert "[red]id[/red]" in out  # user text is never parsed as markup
@@ -75,7 +75,7 @@ def test_json(tmp_path: Path) -> None:
     assert data["reference"] == str(ref) and data["current"] == str(cur)
     assert data["config"]["alpha"] == 0.05
     age = next(f for f in data["features"] if f["feature"] == "age")
-    assert age["status"] == "drift" and age["test"] == "ks" and age["effect_name"] == "psi"
+    assert age["status"] == "drift" and age["test"] == "ks+t" and age["effect_name"] == "psi"
     assert age["p_value_corrected"] < 0.05 and age["metrics"]["wasserstein"] > 0
 
 

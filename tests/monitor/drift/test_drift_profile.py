@@ -4,6 +4,7 @@ checking a batch against a profile gives what scipy gives on the raw reference f
 from __future__ import annotations
 
 import io
+import json
 import math
 import zipfile
 from pathlib import Path
@@ -96,13 +97,14 @@ def test_bytes_round_trip_is_exact_and_deterministic() -> None:
         assert np.array_equal(p.sample.prefix_hi, q.sample.prefix_hi)
         assert np.array_equal(p.sample.prefix_lo, q.sample.prefix_lo)
         assert np.array_equal(p.cuts, q.cuts) and np.array_equal(p.bin_counts, q.bin_counts)
-        assert (p.n_missing, p.n_posinf, p.n_neginf, p.mean, p.std, p.iqr) == (
+        assert (p.n_missing, p.n_posinf, p.n_neginf, p.mean, p.std, p.iqr, p.var) == (
             q.n_missing,
             q.n_posinf,
             q.n_neginf,
             q.mean,
             q.std,
             q.iqr,
+            q.var,
         )
     for name, c in profile.categorical.items():
         d = again.categorical[name]
@@ -115,6 +117,29 @@ def test_bytes_round_trip_is_exact_and_deterministic() -> None:
     assert len(again.sample) == 500 and again.seed == 3
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist())
+
+
+def test_version_1_profiles_are_read_with_the_variance_from_their_std() -> None:
+    """v1 stored no sample variance: it is derived from the std (ddof=0)."""
+    profile = build(reference_frame())
+    with np.load(io.BytesIO(profile.to_bytes()), allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    header = json.loads(bytes(arrays["header"]).decode("utf-8"))
+    assert header["version"] == 2
+    header["version"] = 1
+    for h in header["numeric"]:
+        del h["var"]
+    arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    old = ReferenceProfile.from_bytes(buf.getvalue())
+    for name, p in profile.numeric.items():
+        q = old.numeric[name]
+        assert p.var is not None and q.var == pytest.approx(p.var, rel=1e-12)
+    cur = current_frame()
+    new_x = drift_report(profile, cur).feature("x").metrics
+    old_x = drift_report(old, cur).feature("x").metrics
+    assert old_x["t_p_value"] == pytest.approx(new_x["t_p_value"], rel=1e-9)
 
 
 def test_report_from_bytes_equals_report_from_the_profile() -> None:
@@ -136,6 +161,12 @@ def test_checking_a_batch_equals_scipy_on_the_raw_reference_frame() -> None:
         ks = sst.ks_2samp(a, b)
         assert m["ks"] == pytest.approx(float(ks.statistic), abs=1e-12)
         assert m["ks_p_value"] == pytest.approx(float(ks.pvalue), abs=1e-12)
+        welch = sst.ttest_ind(a, b, equal_var=False)
+        assert m["t_statistic"] == pytest.approx(float(welch.statistic), rel=1e-9)
+        assert m["t_p_value"] == pytest.approx(float(welch.pvalue), rel=1e-9, abs=1e-15)
+        f = report.feature(name)
+        assert f.test == "ks+t"
+        assert f.p_value == min(1.0, 2 * min(m["ks_p_value"], m["t_p_value"]))
         assert m["wasserstein"] == pytest.approx(float(sst.wasserstein_distance(a, b)), rel=1e-9)
         assert m["wasserstein_norm"] == pytest.approx(m["wasserstein"] / a.std(), rel=1e-12)
         cuts = np.unique(np.quantile(a, np.arange(1, 10) / 10))

@@ -55,9 +55,9 @@ def test_same_distribution_does_not_drift() -> None:
 
 
 def test_significant_but_tiny_shift_is_not_drift_and_a_large_one_is() -> None:
-    """200,000 rows a side. A 0.02 sd shift is highly significant yet PSI ~ 0.0003 is far
-    below 0.2: no drift. (0.01 sd is not even significant for KS at this size: D ~ 0.004
-    against a 1% critical value of ~0.005.) A 0.5 sd shift is drift (PSI ~ 0.24)."""
+    """200,000 rows a side. A 0.02 sd shift is highly significant (KS+t) yet PSI ~ 0.0003
+    is far below 0.2: no drift; so is 0.01 sd, significant or not. A 0.5 sd shift is
+    drift (PSI ~ 0.24). ``test_drift_trigger`` holds the 0.01 sd case to the letter."""
     n = 200_000
     profile = ReferenceProfile.build(normal_frame(n, seed=0), ["x"])
     config = DriftConfig()
@@ -94,6 +94,46 @@ def test_numeric_effect_choice(effect: str, name: str) -> None:
     assert x.effect_name == name
     assert x.effect == x.metrics[name]
     assert x.status == "drift"
+
+
+@pytest.mark.parametrize("test", ["ks", "t", "ks+t"])
+def test_numeric_test_choice(test: str) -> None:
+    """The feature's p-value is KS's, t's, or their Bonferroni combination."""
+    report = check(normal_frame(3000), normal_frame(2000, shift=0.08, seed=1), numeric_test=test)
+    x = report.feature("x")
+    m = x.metrics
+    assert x.test == test and m["ks_p_value"] is not None and m["t_p_value"] is not None
+    expected = {
+        "ks": (m["ks"], m["ks_p_value"]),
+        "t": (m["t_statistic"], m["t_p_value"]),
+        "ks+t": (m["ks"], min(1.0, 2 * min(m["ks_p_value"], m["t_p_value"]))),
+    }[test]
+    assert (x.statistic, x.p_value) == expected
+    assert report.config.numeric_test == test
+
+
+def test_a_location_shift_ks_hardly_sees_is_clearly_significant_with_t() -> None:
+    """The reference's own 200,000 values moved by exactly 0.01 sd: t = -3.16 (p 0.0016),
+    while KS's D = 0.0043 gives p 0.046, not significant at the default alpha 0.01."""
+    ref = normal_frame(200_000)[["x"]]
+    cur = ref + 0.01
+    ks_only = check(ref, cur, numeric_test="ks").feature("x")
+    both = check(ref, cur).feature("x")
+    assert ks_only.p_value is not None and ks_only.p_value > 0.01
+    t = both.metrics["t_statistic"]
+    assert t is not None and t == pytest.approx(-0.01 / math.sqrt(2 / 200_000), rel=0.01)
+    assert both.test == "ks+t" and both.p_value is not None and both.p_value < 0.01
+    assert both.status == ks_only.status == "no_drift"  # PSI ~ 1e-4 either way
+
+
+def test_without_a_computable_t_test_ks_decides_or_the_feature_is_not_judged() -> None:
+    ref = pd.DataFrame({"x": np.arange(50.0)})
+    one = pd.DataFrame({"x": [3.0]})
+    fallback = check(ref, one, min_samples=1).feature("x")
+    assert fallback.test == "ks" and fallback.metrics["t_p_value"] is None
+    assert fallback.p_value == fallback.metrics["ks_p_value"]
+    only_t = check(ref, one, min_samples=1, numeric_test="t").feature("x")
+    assert only_t.status == "insufficient_data" and "t-test" in only_t.reason
 
 
 @pytest.mark.parametrize("effect", ["cramers_v", "psi", "js"])
@@ -310,6 +350,7 @@ def test_to_dict_is_strict_json_and_to_frame_has_one_row_per_feature() -> None:
         ({"correction": "holm"}, "correction 'bh'"),
         ({"min_samples": 0}, "min_samples >= 1"),
         ({"numeric_effect": "auc"}, "numeric_effect in ks, psi, js, wasserstein"),
+        ({"numeric_test": "mwu"}, "numeric_test in ks, t, ks\\+t"),
         ({"categorical_effect": "ks"}, "categorical_effect in cramers_v, psi, js"),
         ({"numeric_min_effect": -1.0}, "numeric_min_effect >= 0"),
         ({"categorical_min_effect": math.nan}, "categorical_min_effect >= 0"),

@@ -28,11 +28,14 @@ from retrainer.monitor.drift.stats import (
     align_categories,
     bin_counts,
     chi2_test,
+    combined_p_value,
     js_distance,
     ks_test,
+    place,
     psi,
     unseen_share,
     wasserstein,
+    welch_t_test,
 )
 
 __all__ = ["FeatureCheck", "check_categorical", "check_numeric", "decide"]
@@ -111,7 +114,7 @@ def _special(
 def check_numeric(p: NumericProfile, frame: pd.DataFrame, config: DriftConfig) -> FeatureCheck:
     effect = config.numeric_effect
     effect_name = "wasserstein_norm" if effect == "wasserstein" else effect
-    c = FeatureCheck(p.name, "numeric", "ks", effect_name, config.numeric_min_effect)
+    c = FeatureCheck(p.name, "numeric", config.numeric_test, effect_name, config.numeric_min_effect)
     c.n_reference = p.count
     col = _batch_column(frame, p.name)
     if isinstance(col, str):
@@ -143,15 +146,21 @@ def check_numeric(p: NumericProfile, frame: pd.DataFrame, config: DriftConfig) -
         c.status = "all_missing"
         c.reason = f"no finite values in the batch ({nan} NaN, {posinf + neginf} inf)"
         return c
-    ks = ks_test(p.sample, finite)
-    w = wasserstein(p.sample, finite, scale=p.spread)
+    placed = place(p.sample, finite)  # sorted and searched once, for KS, W1 and PSI
+    ks = ks_test(p.sample, placed)
+    t = _t_test(p, finite)
+    w = wasserstein(p.sample, placed, scale=p.spread)
     cuts, ref_bins = p.bins(config.psi_bins)
-    cur_bins = bin_counts(cuts, finite)
+    cur_bins = bin_counts(cuts, placed.values, presorted=True)
     psi_r, js_r = psi(ref_bins, cur_bins), js_distance(ref_bins, cur_bins)
-    c.main = ks
+    c.main = _main_test(config.numeric_test, ks, t)
+    if c.main is not None:
+        c.test = c.main.method  # 'ks' where 'ks+t' had no computable t-test
     c.metrics.update(
         ks=ks.statistic,
         ks_p_value=ks.p_value,
+        t_statistic=None if t is None else t.statistic,
+        t_p_value=None if t is None else t.p_value,
         wasserstein=w.statistic,
         wasserstein_norm=w.effect,
         psi=psi_r.statistic,
@@ -160,6 +169,9 @@ def check_numeric(p: NumericProfile, frame: pd.DataFrame, config: DriftConfig) -
     by_effect = {"ks": ks, "psi": psi_r, "js": js_r, "wasserstein": w}
     c.effect = by_effect[config.numeric_effect].effect
     c.main_judged = min(p.count, c.n_current) >= config.min_samples
+    if c.main is None:
+        c.status = "insufficient_data"
+        c.reason = "the t-test needs two values on each side and a finite variance"
     if p.constant:
         value = p.sample.values[0]
         same = bool((finite == value).all())
@@ -167,6 +179,30 @@ def check_numeric(p: NumericProfile, frame: pd.DataFrame, config: DriftConfig) -
             "; so is the batch" if same else "; the batch is not"
         )
     return c
+
+
+def _t_test(p: NumericProfile, finite: Any) -> TestResult | None:
+    """Welch's t-test of the batch against the profile, None where not computable."""
+    location = p.location
+    if location is None or finite.size < 2:
+        return None
+    try:
+        return welch_t_test(location, finite)
+    except ValueError:  # a variance that overflows
+        return None
+
+
+def _main_test(which: str, ks: TestResult, t: TestResult | None) -> TestResult | None:
+    """The feature's test: KS, t, or both with a Bonferroni-combined p-value (D as
+    the statistic and effect; t is in the metrics). None when ``t`` is asked for and
+    cannot be computed."""
+    if which == "ks" or (which == "ks+t" and t is None):
+        return ks
+    if which == "t":
+        return t
+    assert t is not None and ks.p_value is not None and t.p_value is not None
+    p = combined_p_value([ks.p_value, t.p_value])
+    return TestResult("ks+t", ks.statistic, p, ks.effect, ks.effect_name)
 
 
 def check_categorical(

@@ -11,7 +11,14 @@ from typing import Literal
 
 from retrainer.monitor.drift.stats import Correction
 
-__all__ = ["STATUSES", "CategoricalEffect", "DriftConfig", "NumericEffect", "Status"]
+__all__ = [
+    "STATUSES",
+    "CategoricalEffect",
+    "DriftConfig",
+    "NumericEffect",
+    "NumericTest",
+    "Status",
+]
 
 
 Status = Literal[
@@ -27,6 +34,8 @@ STATUSES: tuple[Status, ...] = (
 )
 NumericEffect = Literal["ks", "psi", "js", "wasserstein"]
 CategoricalEffect = Literal["cramers_v", "psi", "js"]
+NumericTest = Literal["ks", "t", "ks+t"]
+_NUMERIC_TESTS = ("ks", "t", "ks+t")
 _NUMERIC_EFFECTS = ("ks", "psi", "js", "wasserstein")
 _CATEGORICAL_EFFECTS = ("cramers_v", "psi", "js")
 
@@ -39,6 +48,15 @@ class DriftConfig:
         alpha: Significance level for the corrected p-values, in (0, 1).
         correction: ``bh`` (Benjamini-Hochberg), ``bonferroni`` or ``none``.
         min_samples: Usable values needed on each side to judge a feature.
+        numeric_test: The significance test of a numeric feature: ``ks``
+            (Kolmogorov-Smirnov, any change of distribution), ``t`` (Welch's t-test, a
+            change of mean) or ``ks+t`` (both; the feature's p-value is their Bonferroni
+            combination ``min(1, 2·min(p_ks, p_t))``, valid under the null whatever their
+            dependence). KS alone has little power against a small location shift in
+            large samples; the t-test has little against a change of shape at the same
+            mean. Where the t-test cannot be computed (fewer than two values on a side,
+            an overflowing variance), ``ks+t`` uses KS alone and ``t`` leaves the
+            feature unjudged.
         numeric_effect: ``psi``, ``ks`` (D), ``js`` or ``wasserstein`` (W1 / reference
             std; IQR if the std overflowed).
         numeric_min_effect: The numeric effect that counts as drift (PSI 0.2 is the
@@ -56,6 +74,7 @@ class DriftConfig:
     alpha: float = 0.01
     correction: Correction = "bh"
     min_samples: int = 200
+    numeric_test: NumericTest = "ks+t"
     numeric_effect: NumericEffect = "psi"
     numeric_min_effect: float = 0.2
     categorical_effect: CategoricalEffect = "cramers_v"
@@ -74,6 +93,10 @@ class DriftConfig:
             problems.append(f"correction 'bh', 'bonferroni' or 'none', got {self.correction!r}")
         if self.min_samples < 1:
             problems.append(f"min_samples >= 1, got {self.min_samples!r}")
+        if self.numeric_test not in _NUMERIC_TESTS:
+            problems.append(
+                f"numeric_test in {', '.join(_NUMERIC_TESTS)}, got {self.numeric_test!r}"
+            )
         if self.numeric_effect not in _NUMERIC_EFFECTS:
             problems.append(
                 f"numeric_effect in {', '.join(_NUMERIC_EFFECTS)}, got {self.numeric_effect!r}"

@@ -33,7 +33,13 @@ from retrainer.monitor.drift.columns import (
     numeric_values,
     split_special,
 )
-from retrainer.monitor.drift.stats import SortedSample, bin_counts, quantile_cuts, sorted_quantiles
+from retrainer.monitor.drift.stats import (
+    LocationStats,
+    SortedSample,
+    bin_counts,
+    quantile_cuts,
+    sorted_quantiles,
+)
 
 __all__ = ["CategoricalProfile", "NumericProfile", "ReferenceProfile"]
 
@@ -41,7 +47,10 @@ FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
 
 FORMAT = "retrainer.reference_profile"
-VERSION = 1
+VERSION = 2
+"""v2 adds each numeric column's sample variance (``var``); v1 profiles are still read,
+their variance derived from the stored std (``std**2 · n / (n - 1)``)."""
+_READABLE = (1, 2)
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -60,6 +69,8 @@ class NumericProfile:
         cuts / bin_counts: :func:`~retrainer.monitor.drift.stats.quantile_cuts` of the
             finite values and the reference count in each bin.
         mean / std / iqr: Of the finite values (std with ddof=0); None when there are none.
+        var: The sample variance (ddof=1) of the finite values, for the t-test; None
+            with fewer than two values or when it overflows.
     """
 
     name: str
@@ -73,6 +84,7 @@ class NumericProfile:
     mean: float | None
     std: float | None
     iqr: float | None
+    var: float | None = None
 
     @classmethod
     def from_values(cls, name: str, values: FloatArray, *, n_bins: int = 10) -> NumericProfile:
@@ -80,11 +92,13 @@ class NumericProfile:
         finite, nan, posinf, neginf = split_special(values)
         sample = SortedSample.from_values(finite)
         cuts = quantile_cuts(sample.values, n_bins)
-        mean = std = iqr = None
+        mean = std = iqr = var = None
         if sample.n:
             with np.errstate(over="ignore", invalid="ignore"):
                 mean = _num(float(np.mean(sample.values)))
                 std = _num(float(np.std(sample.values)))
+                if sample.n > 1:
+                    var = _num(float(np.var(sample.values, ddof=1)))
             q1, q3 = sorted_quantiles(sample.values, [0.25, 0.75])
             iqr = _num(float(q3 - q1))
         return cls(
@@ -99,6 +113,7 @@ class NumericProfile:
             mean=mean,
             std=std,
             iqr=iqr,
+            var=var,
         )
 
     @property
@@ -126,6 +141,14 @@ class NumericProfile:
         """All finite values equal (and there is at least one)."""
         v = self.sample.values
         return bool(v.size) and bool(v[0] == v[-1])
+
+    @property
+    def location(self) -> LocationStats | None:
+        """Count, mean and sample variance for the t-test; None when they are not
+        known (fewer than two values, or an overflow)."""
+        if self.mean is None or self.var is None or self.count < 2:
+            return None
+        return LocationStats(self.count, self.mean, self.var)
 
     def bins(self, n_bins: int) -> tuple[FloatArray, IntArray]:
         """(cuts, reference counts) for ``n_bins`` quantile bins: the stored ones, or
@@ -272,6 +295,7 @@ class ReferenceProfile:
                     "mean": p.mean,
                     "std": p.std,
                     "iqr": p.iqr,
+                    "var": p.var,
                 }
             )
             arrays[f"n{i}_values"] = p.sample.values
@@ -328,7 +352,8 @@ class ReferenceProfile:
     @classmethod
     def _from_arrays(cls, arrays: Mapping[str, np.ndarray[Any, Any]]) -> ReferenceProfile:
         header = json.loads(bytes(arrays["header"].astype(np.uint8)).decode("utf-8"))
-        if header.get("format") != FORMAT or header.get("version") != VERSION:
+        version = header.get("version")
+        if header.get("format") != FORMAT or version not in _READABLE:
             raise DataSourceError(
                 f"not a reference profile of format {FORMAT} v{VERSION}: "
                 f"got {header.get('format')!r} v{header.get('version')!r}"
@@ -356,6 +381,7 @@ class ReferenceProfile:
                 mean=h["mean"],
                 std=h["std"],
                 iqr=h["iqr"],
+                var=h["var"] if version >= 2 else _v1_var(h["std"], sample.n),
             )
             sample_cols[h["name"]] = _sized(arrays[f"n{i}_sample"], np.float64, take)
         cats: dict[str, CategoricalProfile] = {}
@@ -381,6 +407,13 @@ class ReferenceProfile:
             sample=sample_frame,
             seed=int(header["seed"]),
         )
+
+
+def _v1_var(std: float | None, n: int) -> float | None:
+    """A v1 profile's sample variance from its std (ddof=0)."""
+    if std is None or n < 2:
+        return None
+    return _num(std * std * n / (n - 1))
 
 
 def _sized(array: np.ndarray[Any, Any], dtype: Any, size: int) -> np.ndarray[Any, Any]:

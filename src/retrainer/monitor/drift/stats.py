@@ -1,22 +1,26 @@
 """Two-sample drift statistics: pure functions, arrays in, numbers out.
 
 Each test returns a :class:`TestResult`. The numeric tests take the reference as a
-:class:`SortedSample` (its finite values sorted once, with compensated prefix sums), so
-a batch of ``m`` values is checked in ``O(m log m + m log n)`` without touching the
-``n`` reference values again:
+:class:`SortedSample` (its finite values sorted once, with compensated prefix sums,
+:mod:`retrainer.monitor.drift.sample`) and the batch as values or as their
+:class:`Placement` in it (sorted and searched once, shared by KS, Wasserstein and the
+PSI bins), so a batch of ``m`` values is checked in ``O(m log m + m log n)`` without
+touching the ``n`` reference values again:
 
 * :func:`ks_test` equals :func:`scipy.stats.ks_2samp` (two-sided, ``method='auto'``).
-  The statistic comes from :func:`ks_statistic` (``searchsorted`` of the batch's distinct
-  values into the reference, exact with ties). For the p-value scipy's rule is kept:
-  when both samples have at most 10,000 values scipy computes the exact p-value on the
-  arrays (cheap at that size, and its statistic is returned too); above that, scipy's
+  The statistic comes from :func:`ks_statistic` (the batch's distinct values placed in
+  the reference, exact with ties). For the p-value scipy's rule is kept: when both
+  samples have at most 10,000 values scipy computes the exact p-value on the arrays
+  (cheap at that size, and its statistic is returned too); above that, scipy's
   asymptotic formula ``kstwo.sf(D, round(n*m/(n+m)))`` is evaluated here.
+* :func:`welch_t_test` equals ``scipy.stats.ttest_ind(ref, cur, equal_var=False)``
+  from the reference's count, mean and sample variance (:class:`LocationStats`) in
+  ``O(m)``. KS has little power against a small shift of location in large samples;
+  the t-test has much more, and :func:`combined_p_value` joins the two (Bonferroni).
 * :func:`wasserstein` equals :func:`scipy.stats.wasserstein_distance` to a relative
-  1e-9 (in practice to the last bits): ``∫|F_ref - F_cur|`` is split at the batch's
-  distinct values and at the reference order statistic where ``F_ref`` crosses the
-  batch's level; each piece is a few prefix sums, and every product and sum is carried
-  out error-free (two-product and a distillation sum), so values like timestamps
-  (~1e9 with a spread of seconds) lose no precision to cancellation.
+  1e-9 (:mod:`retrainer.monitor.drift.wasserstein`: a linear merge computed as scipy
+  does when the batch is not much smaller than the reference, else error-free prefix
+  sums, so values like timestamps lose no precision to cancellation).
 * :func:`chi2_test` equals :func:`scipy.stats.chi2_contingency` (Yates' correction when
   there is one degree of freedom, scipy's default) on the 2 x K table of counts; the
   effect is Cramér's V (from the uncorrected statistic, as
@@ -33,27 +37,36 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+from scipy import special
 from scipy import stats as sst
 from scipy.spatial.distance import jensenshannon
+
+from retrainer.monitor.drift.sample import Placement, SortedSample, place
+from retrainer.monitor.drift.wasserstein import wasserstein_w1
 
 __all__ = [
     "KS_EXACT_MAX_N",
     "PSI_EPSILON",
     "Correction",
+    "LocationStats",
+    "Placement",
     "SortedSample",
     "TestResult",
     "align_categories",
     "bin_counts",
     "chi2_test",
+    "combined_p_value",
     "correct_pvalues",
     "js_distance",
     "ks_statistic",
     "ks_test",
+    "place",
     "psi",
     "quantile_cuts",
     "sorted_quantiles",
     "unseen_share",
     "wasserstein",
+    "welch_t_test",
 ]
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
@@ -66,22 +79,18 @@ KS_EXACT_MAX_N = 10_000
 PSI_EPSILON = 1e-4
 """Share given to an empty bin in :func:`psi`, so that ``log(q/p)`` stays finite."""
 
-_SPLIT = 134_217_729.0  # 2**27 + 1, Dekker's splitter for float64
-_SAFE_MAGNITUDE = 1e150  # beyond this the error-free products could overflow: use scipy
-_EXACT_INT = 2.0**53
-
 
 @dataclass(frozen=True)
 class TestResult:
     """The outcome of one two-sample comparison.
 
     Attributes:
-        method: ``ks``, ``chi2``, ``psi``, ``js`` or ``wasserstein``.
-        statistic: The test statistic (D, chi-square, PSI, JS distance, W1).
+        method: ``ks``, ``t``, ``ks+t``, ``chi2``, ``psi``, ``js`` or ``wasserstein``.
+        statistic: The test statistic (D, t, chi-square, PSI, JS distance, W1).
         p_value: The p-value, or None for a distance without a test.
         effect: The effect size used against a ``min_effect`` threshold.
-        effect_name: What ``effect`` is (``ks``, ``cramers_v``, ``psi``, ``js``,
-            ``wasserstein_norm``).
+        effect_name: What ``effect`` is (``ks``, ``mean_shift``, ``cramers_v``,
+            ``psi``, ``js``, ``wasserstein_norm``).
     """
 
     __test__: ClassVar[bool] = False  # not a pytest test class
@@ -93,171 +102,134 @@ class TestResult:
     effect_name: str
 
 
-@dataclass(frozen=True, eq=False)
-class SortedSample:
-    """Finite values sorted ascending, with compensated prefix sums.
+@dataclass(frozen=True)
+class LocationStats:
+    """What the t-test needs from a reference: the count, mean and sample variance
+    (``ddof=1``) of its finite values. Build it with :meth:`from_values`."""
 
-    ``prefix_hi[k] + prefix_lo[k]`` is the sum of the ``k`` smallest values to about
-    twice float64 precision (``len == n + 1``, starting at 0). Build it with
-    :meth:`from_values` (sorts) or :meth:`from_sorted` (checks the order).
-    """
-
-    values: FloatArray
-    prefix_hi: FloatArray
-    prefix_lo: FloatArray
+    count: int
+    mean: float
+    var: float
 
     @classmethod
-    def from_values(cls, values: Any) -> SortedSample:
-        """Sort ``values`` (which must all be finite) and compute the prefix sums."""
-        x = np.sort(np.asarray(values, dtype=np.float64).ravel())
-        return cls.from_sorted(x)
-
-    @classmethod
-    def from_sorted(cls, values: Any) -> SortedSample:
-        """Wrap values already sorted ascending; raises ValueError if they are not
-        finite and sorted (an ``O(n)`` check, done once per reference)."""
-        x = np.ascontiguousarray(values, dtype=np.float64).ravel()
-        if x.size and (not np.isfinite(x).all() or bool((np.diff(x) < 0).any())):
-            raise ValueError("expected finite values sorted ascending")
-        hi, lo = _compensated_cumsum(x)
-        return cls(values=x, prefix_hi=hi, prefix_lo=lo)
-
-    @classmethod
-    def from_parts(cls, values: Any, prefix_hi: Any, prefix_lo: Any) -> SortedSample:
-        """Rebuild from stored arrays (checked for order and matching lengths)."""
-        x = np.ascontiguousarray(values, dtype=np.float64).ravel()
-        hi = np.ascontiguousarray(prefix_hi, dtype=np.float64).ravel()
-        lo = np.ascontiguousarray(prefix_lo, dtype=np.float64).ravel()
-        if hi.size != x.size + 1 or lo.size != x.size + 1:
-            raise ValueError("expected prefix sums one longer than the values")
-        if x.size and (not np.isfinite(x).all() or bool((np.diff(x) < 0).any())):
-            raise ValueError("expected finite values sorted ascending")
-        return cls(values=x, prefix_hi=hi, prefix_lo=lo)
-
-    @property
-    def n(self) -> int:
-        """How many values."""
-        return int(self.values.size)
-
-
-def _compensated_cumsum(x: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Prefix sums as (hi, lo) with the rounding error of every step kept in ``lo``."""
-    hi = np.concatenate(([0.0], np.cumsum(x)))
-    s = hi[:-1] + x  # what each sequential step computed
-    bb = s - hi[:-1]
-    err = (hi[:-1] - (s - bb)) + (x - bb) + (s - hi[1:])
-    lo = np.concatenate(([0.0], np.cumsum(err)))
-    return hi, lo
-
-
-def _distinct(current: Any) -> tuple[FloatArray, IntArray]:
-    """The sorted distinct values of ``current`` and how many values are <= each."""
-    c = np.sort(np.asarray(current, dtype=np.float64).ravel())
-    if c.size == 0:
-        raise ValueError("expected at least one current value")
-    if not np.isfinite(c).all():
-        raise ValueError("expected finite current values")
-    last = np.flatnonzero(np.diff(c) != 0)
-    keep = np.concatenate((last, [c.size - 1]))
-    return c[keep], (keep + 1).astype(np.int64)
+    def from_values(cls, values: Any) -> LocationStats:
+        """Of finite ``values`` (the variance is NaN with fewer than two)."""
+        x = np.asarray(values, dtype=np.float64).ravel()
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            mean = float(np.mean(x)) if x.size else math.nan
+            var = float(np.var(x, ddof=1)) if x.size > 1 else math.nan
+        return cls(int(x.size), mean, var)
 
 
 def ks_statistic(reference: SortedSample, current: Any) -> float:
     """The two-sample Kolmogorov-Smirnov statistic ``sup |F_ref - F_cur|``.
 
-    Between two consecutive distinct current values ``u[j-1] <= x < u[j]`` the current
-    ECDF is constant, so ``F_ref - F_cur`` is largest just left of ``u[j]`` (reference
-    values ``< u[j]``) and smallest at ``u[j]`` itself (reference values ``<= u[j]``):
-    two ``searchsorted`` per distinct value give the supremum exactly, ties included.
-    The arithmetic (``count/n - count/m``) is the same as scipy's, so the value is too.
+    ``current``: the batch's finite values, or their :class:`Placement` in
+    ``reference``. Between two consecutive distinct current values ``u[j-1] <= x <
+    u[j]`` the current ECDF is constant, so ``F_ref - F_cur`` is largest just left of
+    ``u[j]`` (reference values ``< u[j]``) and smallest at ``u[j]`` itself (reference
+    values ``<= u[j]``): the placement's ``below`` and ``upto`` give the supremum
+    exactly, ties included. The arithmetic (``count/n - count/m``) is the same as
+    scipy's, so the value is too.
     """
     if reference.n == 0:
         raise ValueError("expected at least one reference value")
-    u, le = _distinct(current)
-    n, m = reference.n, int(le[-1])
-    lt = np.concatenate(([0], le[:-1]))
-    below = np.searchsorted(reference.values, u, side="left")
-    upto = np.searchsorted(reference.values, u, side="right")
-    d_plus = np.max(below / n - lt / m)  # max of F_ref - F_cur
-    d_minus = np.max(le / m - upto / n)  # max of F_cur - F_ref
+    pl = place(reference, current)
+    n, m = pl.n, pl.m
+    lt = np.concatenate(([0], pl.le[:-1]))
+    d_plus = np.max(pl.below / n - lt / m)  # max of F_ref - F_cur
+    d_minus = np.max(pl.le / m - pl.upto / n)  # max of F_cur - F_ref
     return float(max(d_plus, d_minus, 0.0))
 
 
 def ks_test(reference: SortedSample, current: Any) -> TestResult:
     """Two-sided two-sample KS test, equal to ``scipy.stats.ks_2samp(ref, cur)``.
 
-    Effect = D. See the module docstring for how the p-value follows scipy's ``auto``.
+    ``current``: finite values or their :class:`Placement`. Effect = D. See the module
+    docstring for how the p-value follows scipy's ``auto``.
     """
-    cur = np.asarray(current, dtype=np.float64).ravel()
-    n, m = reference.n, cur.size
-    if n == 0 or m == 0:
+    n = reference.n
+    if n == 0:
         raise ValueError("expected at least one value on each side")
-    if not np.isfinite(cur).all():
-        raise ValueError("expected finite current values")
+    pl = place(reference, current)
+    m = pl.m
     if max(n, m) <= KS_EXACT_MAX_N:
-        res = sst.ks_2samp(reference.values, cur)
+        res = sst.ks_2samp(reference.values, pl.values)
         d, p = float(res.statistic), float(res.pvalue)
     else:
-        d = ks_statistic(reference, cur)
+        d = ks_statistic(reference, pl)
         big, small = sorted([float(n), float(m)], reverse=True)
         en = big * small / (big + small)
         p = float(np.clip(sst.kstwo.sf(d, np.round(en)), 0.0, 1.0))
     return TestResult("ks", d, p, d, "ks")
 
 
-def _two_prod(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """``a*b == p + e`` exactly (Dekker), barring overflow and underflow."""
-    p = a * b
-    ca, cb = _SPLIT * a, _SPLIT * b
-    ah = ca - (ca - a)
-    bh = cb - (cb - b)
-    al, bl = a - ah, b - bh
-    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
-    return p, e
+def welch_t_test(
+    reference: LocationStats, current: Any, *, mean: float | None = None
+) -> TestResult:
+    """Welch's two-sample t-test (unequal variances), equal to
+    ``scipy.stats.ttest_ind(ref, cur, equal_var=False)`` within 1e-9.
+
+    The reference enters through :class:`LocationStats` (count, mean, sample variance),
+    so a batch of ``m`` values costs ``O(m)``; ``mean`` may pass the batch's mean when
+    already known. ``statistic`` is t (positive when the reference mean is larger, as
+    scipy's); ``effect`` is ``|mean_ref - mean_cur| / sqrt((var_ref + var_cur) / 2)``
+    (Cohen's d with the two variances averaged), ``effect_name`` ``mean_shift``.
+
+    Where scipy returns NaN this defines the outcome: both samples constant (zero
+    variance) and equal → t = 0, p = 1; both constant and different → t = ±inf, p = 0.
+    With fewer than two values on a side, or a mean or variance that is not finite
+    (values beyond ~1e154), the test cannot be computed: ValueError.
+    """
+    cur = np.asarray(current, dtype=np.float64).ravel()
+    n1, n2 = reference.count, cur.size
+    if n1 < 2 or n2 < 2:
+        raise ValueError(f"expected at least two values on each side, got {n1} and {n2}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        m1, v1 = reference.mean, reference.var
+        m2 = float(np.mean(cur)) if mean is None else mean
+        v2 = float(np.var(cur, ddof=1))
+    if not all(math.isfinite(x) for x in (m1, v1, m2, v2)):
+        raise ValueError("expected a finite mean and variance on each side")
+    d = m1 - m2
+    vn1, vn2 = v1 / n1, v2 / n2
+    if vn1 + vn2 == 0:
+        t = 0.0 if d == 0 else math.copysign(math.inf, d)
+        p = 1.0 if d == 0 else 0.0
+        effect = 0.0 if d == 0 else math.inf
+        return TestResult("t", t, p, effect, "mean_shift")
+    df = (vn1 + vn2) ** 2 / (vn1**2 / (n1 - 1) + vn2**2 / (n2 - 1))
+    t = d / math.sqrt(vn1 + vn2)
+    p = float(min(1.0, 2.0 * float(special.stdtr(df, -abs(t)))))
+    effect = abs(d) / math.sqrt((v1 + v2) / 2.0)
+    return TestResult("t", t, p, effect, "mean_shift")
 
 
-def _accurate_sum(terms: FloatArray) -> float:
-    """Sum with error ~ eps**2 * sum(|terms|): pairwise two-sums, errors summed last."""
-    x = np.asarray(terms, dtype=np.float64)
-    errors: list[FloatArray] = []
-    while x.size > 1:
-        if x.size % 2:
-            x = np.append(x, 0.0)
-        a, b = x[0::2], x[1::2]
-        s = a + b
-        bb = s - a
-        errors.append((a - (s - bb)) + (b - bb))
-        x = s
-    total = float(x[0]) if x.size else 0.0
-    return total + (float(np.sum(np.concatenate(errors))) if errors else 0.0)
+def combined_p_value(p_values: Sequence[float]) -> float:
+    """Bonferroni combination of ``k`` tests of the same null: ``min(1, k·min(p))``.
+
+    Valid under the null whatever the dependence between the tests (the chance that any
+    of them falls below ``alpha/k`` is at most ``alpha``); used for KS and t on one
+    feature (``numeric_test='ks+t'``): ``min(1, 2·min(p_ks, p_t))``.
+    """
+    if not p_values:
+        raise ValueError("expected at least one p-value")
+    return float(min(1.0, len(p_values) * min(p_values)))
 
 
 def wasserstein(reference: SortedSample, current: Any, *, scale: float | None = None) -> TestResult:
     """Wasserstein-1 distance ``∫|F_ref - F_cur| dx``, equal to
-    ``scipy.stats.wasserstein_distance(ref, cur)``.
+    ``scipy.stats.wasserstein_distance(ref, cur)`` to a relative 1e-9
+    (:mod:`retrainer.monitor.drift.wasserstein` says how).
 
-    ``effect`` is W1 divided by ``scale`` (the reference's spread, see
+    ``current``: finite values or their :class:`Placement`. ``effect`` is W1 divided by
+    ``scale`` (the reference's spread, see
     :attr:`retrainer.monitor.drift.NumericProfile.spread`): ``wasserstein_norm``. With no
     scale (a constant reference) it is 0 when W1 is 0 and ``inf`` otherwise.
-
-    With ``H(x) = k(x)·x - S[k(x)]`` (``k`` = reference values ``<= x``, ``S`` the
-    prefix sums) ``∫_a^b F_ref = (H(b) - H(a))/n``; on ``[u_j, u_j+1)`` the current
-    ECDF is ``le_j/m`` and ``F_ref`` crosses it at ``s_j``, the reference's
-    ``ceil(n·le_j/m)``-th value clipped to the interval. Then
-    ``n·m·W = 2m·Σ_j H(u_j) - 2m·Σ_j H(s_j) + n·Σ_j le_j(2s_j - u_j - u_j+1)
-    + m(S[n] - n·u_last)``, summed error-free.
     """
     if reference.n == 0:
         raise ValueError("expected at least one reference value")
-    u, le = _distinct(current)
-    r = reference.values
-    n, m = reference.n, int(le[-1])
-    magnitude = max(abs(r[0]), abs(r[-1]), abs(u[0]), abs(u[-1]))
-    if magnitude > _SAFE_MAGNITUDE or float(n) * m * 2 >= _EXACT_INT:
-        cur = np.asarray(current, dtype=np.float64).ravel()
-        w = float(sst.wasserstein_distance(r, cur))
-    else:
-        w = _wasserstein_exact(reference, u, le, n, m)
+    w = wasserstein_w1(place(reference, current))
     return TestResult("wasserstein", w, None, _normalised(w, scale), "wasserstein_norm")
 
 
@@ -265,35 +237,6 @@ def _normalised(w: float, scale: float | None) -> float:
     if scale is not None and math.isfinite(scale) and scale > 0:
         return w / scale
     return 0.0 if w == 0 else math.inf
-
-
-def _wasserstein_exact(ref: SortedSample, u: FloatArray, le: IntArray, n: int, m: int) -> float:
-    r, hi, lo = ref.values, ref.prefix_hi, ref.prefix_lo
-    fm, fn = float(m), float(n)
-    parts: list[FloatArray] = []
-
-    def add_h(x: FloatArray, factor: float) -> None:
-        """Append the exact parts of ``factor * H(x)`` (factor: a small integer)."""
-        k = np.searchsorted(r, x, side="right")
-        parts.extend(_two_prod(factor * k.astype(np.float64), x))
-        parts.extend(_two_prod(np.full(k.size, -factor), hi[k]))
-        parts.append(-factor * lo[k])
-
-    add_h(u, 2.0 * fm)
-    if u.size > 1:
-        lev = le[:-1]
-        crossing = (lev * n + m - 1) // m  # ceil(n * le / m) >= 1
-        s = np.clip(r[crossing - 1], u[:-1], u[1:])
-        add_h(s, -2.0 * fm)
-        w = lev.astype(np.float64) * fn
-        parts.extend(_two_prod(2.0 * w, s))
-        parts.extend(_two_prod(-w, u[:-1]))
-        parts.extend(_two_prod(-w, u[1:]))
-    parts.extend(_two_prod(np.array([fm]), hi[-1:]))
-    parts.append(np.array([fm * lo[-1]]))
-    parts.extend(_two_prod(np.array([-fm * fn]), u[-1:]))
-    total = _accurate_sum(np.concatenate(parts))
-    return max(total / (fm * fn), 0.0)
 
 
 def sorted_quantiles(sorted_values: Any, probs: Any) -> FloatArray:
