@@ -9,9 +9,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from retrainer.data.contract import ContractReport, check_batch
 from retrainer.data.sources import FolderSource
+from retrainer.spec import ContractSection
 
 
 def check(
@@ -19,10 +21,9 @@ def check(
 ) -> ContractReport:
     return check_batch(
         df,
+        ContractSection(min_rows=min_rows, extra_columns=extra_columns),
         required_columns=["date", "region"],
         numeric_columns=["temp", "rain"],
-        min_rows=min_rows,
-        extra_columns=extra_columns,
     )
 
 
@@ -55,6 +56,8 @@ def test_a_clean_batch_passes() -> None:
         "passed": True,
         "row_count": 3,
         "failures": [],
+        "warnings": [],
+        "flags": [],
     }
 
 
@@ -124,7 +127,9 @@ def test_infinity_in_a_numeric_column_is_non_finite() -> None:
 
 def test_extra_column_follows_the_policy() -> None:
     df = clean().assign(extra=1)
-    assert check(df).passed
+    allowed = check(df)
+    assert allowed.passed and allowed.flags == ["EXTRA_COLUMN"]  # BI-02: recorded
+    assert "'extra'" in allowed.warnings[0].message
     report = check(df, extra_columns="reject")
     assert codes(report) == [("EXTRA_COLUMN", "extra")]
     assert "'extra'" in report.failures[0].message
@@ -160,9 +165,11 @@ def test_every_failure_is_reported_with_at_most_five_examples() -> None:
     assert len(report.summary().splitlines()) == 5
 
 
-def test_invalid_arguments_are_refused() -> None:
-    with pytest.raises(ValueError, match="min_rows"):
-        check_batch(clean(), required_columns=[], numeric_columns=[], min_rows=-1)
+def test_invalid_contract_settings_are_refused() -> None:
+    with pytest.raises(ValidationError, match="min_rows"):
+        ContractSection(min_rows=0)
     bad: Any = "drop"
-    with pytest.raises(ValueError, match="extra_columns"):
-        check_batch(clean(), required_columns=[], numeric_columns=[], min_rows=0, extra_columns=bad)
+    with pytest.raises(ValidationError, match="extra_columns"):
+        ContractSection(extra_columns=bad)
+    with pytest.raises(ValidationError, match="max_rows >= min_rows"):
+        ContractSection(min_rows=10, max_rows=5)

@@ -2,8 +2,9 @@
 
 Commands are in :mod:`retrainer.cli.loop` (init, quickstart, run, retrain, status),
 :mod:`retrainer.cli.models` (models list/show, promote, rollback),
-:mod:`retrainer.cli.explain` (explain: a version's decision record) and
-:mod:`retrainer.cli.audit` (audit log).
+:mod:`retrainer.cli.explain` (explain: a version's decision record),
+:mod:`retrainer.cli.audit` (audit log), :mod:`retrainer.cli.contract` (contract infer,
+check) and :mod:`retrainer.cli.quarantine` (quarantine list, show, release, discard).
 
 Exit codes: 0 success; 1 unexpected error; 2 bad input (spec, arguments, data);
 3 not found; 4 conflict (state changed under you, or another cycle is running);
@@ -19,7 +20,7 @@ import sys
 
 import typer
 
-from retrainer.cli import audit, loop, models, monitor
+from retrainer.cli import audit, contract, loop, models, monitor, quarantine
 from retrainer.cli.drift import drift_cmd
 from retrainer.cli.explain import explain_cmd
 from retrainer.cli.watch import watch_cmd
@@ -40,8 +41,14 @@ app = typer.Typer(
 )
 models_app = typer.Typer(no_args_is_help=True, help="List and inspect model versions.")
 audit_app = typer.Typer(no_args_is_help=True, help="Read the audit trail.")
+contract_app = typer.Typer(no_args_is_help=True, help="Infer a data contract; check a file.")
+quarantine_app = typer.Typer(
+    no_args_is_help=True, help="Inspect, release or discard quarantined batches."
+)
 app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")
+app.add_typer(contract_app, name="contract")
+app.add_typer(quarantine_app, name="quarantine")
 
 for command in (loop.init, loop.quickstart, loop.run, loop.retrain, loop.status):
     app.command()(command)
@@ -54,6 +61,12 @@ app.command("explain")(explain_cmd)
 models_app.command("list")(models.models_list)
 models_app.command("show")(models.models_show)
 audit_app.command("log")(audit.audit_log)
+contract_app.command("infer")(contract.contract_infer)
+contract_app.command("check")(contract.contract_check)
+quarantine_app.command("list")(quarantine.quarantine_list)
+quarantine_app.command("show")(quarantine.quarantine_show)
+quarantine_app.command("release")(quarantine.quarantine_release)
+quarantine_app.command("discard")(quarantine.quarantine_discard)
 
 
 def main() -> None:

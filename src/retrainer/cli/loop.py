@@ -140,6 +140,9 @@ def _step_note(name: str, out: dict[str, Any]) -> str:
         "contract": lambda: (
             f"{len(out['accepted'])} accepted, {len(out['quarantined'])} quarantined"
             + "".join(f"\n  quarantined {q['key']}: {q['why']}" for q in out["quarantined"])
+            + "".join(
+                f"\n  flagged {f['key']}: {', '.join(f['flags'])}" for f in out.get("flagged", [])
+            )
         ),
         "monitor": lambda: (
             "no champion yet"

@@ -79,6 +79,11 @@ class BatchRecord:
     received_at: datetime
     run_id: str
 
+    @property
+    def flags(self) -> list[str]:
+        """What the contract flagged the batch with (``VOLUME_ANOMALY``...), else ``[]``."""
+        return list(self.reasons.get("flags") or [])
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {**self.__dict__, "received_at": self.received_at.isoformat()}
@@ -235,8 +240,9 @@ class Ledger:
         *,
         status: str | Iterable[str] | None = None,
         after_id: int | None = None,
+        ids: Iterable[int] | None = None,
     ) -> list[BatchRecord]:
-        """Batches of ``model`` (optionally by status, or after a batch id), oldest first."""
+        """Batches of ``model`` (optionally by status, after a batch id, or by id), oldest first."""
         statuses = [status] if isinstance(status, str) else list(status or [])
 
         def fn(s: Session) -> list[BatchRecord]:
@@ -248,6 +254,8 @@ class Ledger:
                 q = q.where(Batch.status.in_(statuses))
             if after_id is not None:
                 q = q.where(Batch.id > after_id)
+            if ids is not None:
+                q = q.where(Batch.id.in_(list(ids)))
             return [
                 BatchRecord(
                     b.id,
@@ -264,6 +272,19 @@ class Ledger:
             ]
 
         return self.db.transaction(fn)
+
+    def time_max(self, batch: BatchRecord) -> str | None:
+        """The newest time value of the batch's rows (None without a time column or rows)."""
+        if batch.snapshot_id is None:
+            return None
+        return self.get_snapshot(batch.snapshot_id).time_max
+
+    def batch(self, model: str, batch_id: int) -> BatchRecord:
+        """One batch of ``model``. Raises NotFoundError."""
+        found = self.batches(model, ids=[batch_id])
+        if not found:
+            raise NotFoundError(f"model {model!r} has no batch {batch_id}")
+        return found[0]
 
     def rows_accepted_after(self, model: str, after_id: int | None) -> int:
         """Accepted rows in batches newer than ``after_id`` (all when None)."""
@@ -289,8 +310,19 @@ class Ledger:
         actor: str,
         reasons: dict[str, Any] | None = None,
         expected: Sequence[str] = (),
+        snapshot_id: int | None = None,
+        note: str | None = None,
     ) -> BatchRecord:
-        """Move a batch to ``status`` (audited). ``expected`` lists the statuses it may be in."""
+        """Move a batch to ``status`` (audited). ``expected`` lists the statuses it may be in.
+
+        ``reasons`` replaces the batch's reasons; ``snapshot_id`` points the batch at
+        other rows (its deduplicated rows; the received ones stay in their snapshot);
+        ``note`` is the operator's reason, recorded in the audit event.
+
+        Raises:
+            NotFoundError: the model has no such batch.
+            ConflictError: the batch is not in one of the ``expected`` statuses.
+        """
 
         def fn(s: Session) -> None:
             row = s.get(Batch, batch_id)
@@ -304,20 +336,27 @@ class Ledger:
             row.status = status
             if reasons is not None:
                 row.reasons = reasons
+            if snapshot_id is not None:
+                row.snapshot_id = snapshot_id
             if status == "quarantined":
                 self._audit_quarantine(s, model, row, actor, now)
             else:
+                payload: dict[str, Any] = {"key": row.batch_key}
+                if note is not None:
+                    payload["reason"] = note
+                if status == "accepted" and row.reasons.get("flags"):
+                    payload["flags"] = row.reasons["flags"]
                 append_event(
                     s,
                     at=now,
                     actor=actor,
                     action=f"batch.{status}",
                     subject=f"{model}/batch/{batch_id}",
-                    payload={"key": row.batch_key},
+                    payload=payload,
                 )
 
         self.db.transaction(fn)
-        return next(b for b in self.batches(model) if b.id == batch_id)
+        return self.batch(model, batch_id)
 
     # -- realised performance per batch ------------------------------------------------
 

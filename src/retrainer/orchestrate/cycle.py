@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from retrainer.data.contract import check_batch
 from retrainer.data.ledger import SnapshotRecord
+from retrainer.data.rules import null_shares
+from retrainer.data.screen import Reference, screen_pending
 from retrainer.data.sources import BatchRef
 from retrainer.errors import ConflictError, DataSourceError, DiskFullError, RetrainerError
 from retrainer.evaluate.compare import evaluate_candidate
@@ -237,9 +238,12 @@ class _Cycle:
                 received.append((ref, None, reasons))
                 mark = source.advance(mark, ref, pd.DataFrame())
                 continue
-            snap = ledger.snapshot(
-                self.model, "batch", source.uri, frame, time_column=self.spec.data.time_column
-            )
+            try:
+                snap = ledger.snapshot(
+                    self.model, "batch", source.uri, frame, time_column=self.spec.data.time_column
+                )
+            except DataSourceError:  # no or unreadable time column: the contract names it
+                snap = ledger.snapshot(self.model, "batch", source.uri, frame, time_column=None)
             self._frames[snap.id] = frame
             received.append((ref, snap, {}))
             mark = source.advance(mark, ref, frame)
@@ -249,38 +253,26 @@ class _Cycle:
         return {"source": source.uri, "batches": ids}
 
     def step_contract(self) -> dict[str, Any]:
-        spec = self.spec
-        accepted, quarantined = [], []
-        for batch in self.ws.ledger.batches(self.model, status="pending"):
-            assert batch.snapshot_id is not None
-            report = check_batch(
-                self._frame(batch.snapshot_id),
-                required_columns=spec.required_columns,
-                numeric_columns=list(spec.model.features.numeric),
-                min_rows=spec.contract.min_rows,
-                extra_columns=spec.contract.extra_columns,
-            )
-            status = "accepted" if report.passed else "quarantined"
-            self.ws.ledger.set_status(
-                self.model,
-                batch.id,
-                status,
-                actor=self.actor,
-                reasons=report.to_dict(),
-                expected=("pending",),
-            )
-            if report.passed:
-                accepted.append(batch.id)
-            else:
-                quarantined.append(
-                    {"id": batch.id, "key": batch.batch_key, "why": report.summary()}
-                )
-        quarantined += [
-            {"id": b.id, "key": b.batch_key, "why": b.reasons["failures"][0]["message"]}
-            for b in self.ws.ledger.batches(self.model, status="quarantined")
-            if b.run_id == self.run_id and b.snapshot_id is None
-        ]
-        return {"accepted": accepted, "quarantined": quarantined}
+        def reference() -> Reference | None:
+            champion = self.ws.registry.get_alias(self.model, CHAMPION)
+            snap = None if champion is None else self._lineage(champion).get("train_snapshot")
+            if snap is None:
+                return None
+            label = f"the champion's training data (v{champion})"
+            return Reference(label, null_shares(self._frame(int(snap))))
+
+        return screen_pending(
+            self.ws.ledger,
+            self.spec,
+            run_id=self.run_id,
+            actor=self.actor,
+            load=self._frame,
+            reference=reference,
+            remember=self._frames.__setitem__,
+        )
+
+    def _lineage(self, version: int) -> dict[str, Any]:
+        return dict(self.ws.registry.get(self.model, version).lineage)
 
     def _trained_through(self) -> int | None:
         """The newest batch id any READY version was trained on (None before the first)."""
