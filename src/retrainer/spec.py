@@ -52,11 +52,11 @@ __all__ = [
     "ModelSection",
     "MonitorSection",
     "PipelineSpec",
+    "RetrainPolicy",
     "RobustnessSpec",
     "SecondaryMetric",
     "ServabilitySpec",
     "SlicesSpec",
-    "RetrainPolicy",
     "TrainSection",
     "TriggerSpec",
     "VolumeRule",
@@ -619,6 +619,12 @@ class PipelineSpec(_Section):
                     f"evaluate.secondary.{name}: expected one of {', '.join(known)} for a "
                     f"{self.model.task} model"
                 )
+        fair = self.evaluate.fairness
+        if fair and self.model.task == "regression" and fair.metric_difference_max is None:
+            raise ValueError(
+                "evaluate.fairness: a regression model is judged by 'metric_difference_max' "
+                "(demographic parity and equalized odds are for classifiers); set it"
+            )
         if self.data.holdout.by == "time" and self.data.time_column is None:
             raise ValueError(
                 "data.holdout.by: 'time' needs data.time_column (set it, or use 'by: random')"

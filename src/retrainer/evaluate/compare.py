@@ -1,4 +1,11 @@
-"""Champion versus candidate on the same holdout rows, judged by the spec's gates."""
+"""Champion versus candidate on the same holdout rows, judged by the spec's gates.
+
+:func:`evaluate_candidate` is the one entry point: it scores both models once per kind
+of output, runs every configured gate in order (``scores``, ``min_metric``,
+``vs_champion``, ``secondary:<metric>``, ``slices``, ``fairness``, ``robustness``,
+``servability``) and returns the :class:`DecisionRecord`, with what the report plots in
+``extra`` (``curves``, ``champion_holdouts``).
+"""
 
 from __future__ import annotations
 
@@ -8,24 +15,24 @@ import numpy as np
 import pandas as pd
 
 from retrainer.evaluate.bootstrap import paired_bootstrap
+from retrainer.evaluate.curves import classifier_curves, residual_sample
 from retrainer.evaluate.decision import DecisionRecord, GateResult
-from retrainer.evaluate.metrics import METRICS, score
+from retrainer.evaluate.fairness import fairness_gate
+from retrainer.evaluate.holdout import champion_on_holdouts, check_holdout
+from retrainer.evaluate.mcnemar import mcnemar_from_predictions
+from retrainer.evaluate.metrics import METRICS
+from retrainer.evaluate.outputs import Outputs, model_output, positive_label, safe_score
+from retrainer.evaluate.robustness import robustness_gate
+from retrainer.evaluate.secondary import secondary_gate
+from retrainer.evaluate.servability import StoredArtifact, servability_gate
+from retrainer.evaluate.slices import slices_gate
 
 if TYPE_CHECKING:
     from retrainer.spec import EvaluateSection, ModelSection
 
 __all__ = ["evaluate_candidate", "model_output"]
 
-
-def model_output(
-    model: Any, frame: pd.DataFrame, metric: str, features: list[str]
-) -> np.ndarray[Any, Any]:
-    """What ``metric`` scores: positive-class probability, class label or value."""
-    X = frame[features]
-    if METRICS[metric].uses == "proba":
-        proba = np.asarray(model.predict_proba(X))
-        return proba[:, 1] if proba.shape[1] == 2 else proba
-    return np.asarray(model.predict(X))
+Array = np.ndarray[Any, Any]
 
 
 def evaluate_candidate(
@@ -37,59 +44,114 @@ def evaluate_candidate(
     evaluate: EvaluateSection,
     champion_version: int | None,
     rng: np.random.Generator,
+    champion_holdout: pd.DataFrame | None = None,
+    artifact: StoredArtifact | None = None,
 ) -> DecisionRecord:
-    """Score both on ``holdout`` and apply the gates; the champion may be None (first version)."""
-    name = evaluate.metric
-    info = METRICS[name]
-    feats = list(model.features.all)
+    """Score both on ``holdout`` and apply the gates; the champion may be None (first version).
+
+    ``champion_holdout`` is the holdout the champion was judged on when it was trained
+    (to tell "the world changed" from "the candidate is bad"); ``artifact`` is the
+    candidate's stored artifact, for the servability gate (skipped without it).
+    Raises EvaluationError when the holdout is too small for ``evaluate.confidence``;
+    prediction errors of either model propagate.
+    """
+    name, feats = evaluate.metric, list(model.features.all)
     y = holdout[model.target].to_numpy()
-    cand_out = model_output(candidate, holdout, name, feats)
-    cand = _score(name, y, cand_out)
-    gates = [_finite_gate(name, cand)]
+    check_holdout(y, model.task, evaluate.confidence)
+    cand = Outputs(candidate, holdout, feats)
+    champ = None if champion is None else Outputs(champion, holdout, feats)
+    cand_out = cand.for_metric(name)
+    cand_value = safe_score(name, y, cand_out)
+    gates = [_finite_gate(name, cand_value)]
     if evaluate.min_metric is not None:
-        ok = cand >= evaluate.min_metric if info.higher_is_better else cand <= evaluate.min_metric
-        word = "at least" if info.higher_is_better else "at most"
-        gates.append(
-            GateResult(
-                "min_metric",
-                "pass" if ok else "fail",
-                f"{name} {cand:.4f} is {'' if ok else 'not '}{word} "
-                f"the floor {evaluate.min_metric}",
-                value=cand,
-                threshold=evaluate.min_metric,
-            )
-        )
-    champ: float | None = None
-    if champion is None:
+        gates.append(_floor_gate(name, cand_value, evaluate.min_metric))
+    extra: dict[str, Any] = {}
+    champ_value: float | None = None
+    if champ is None:
         gates.append(
             GateResult(
                 "vs_champion", "skipped", "no champion yet: the first version is judged on its own"
             )
         )
     else:
-        champ_out = model_output(champion, holdout, name, feats)
-        champ = _score(name, y, champ_out)
-        observed, lo, hi = paired_bootstrap(
-            name,
-            y,
-            champ_out,
-            cand_out,
-            resamples=evaluate.bootstrap_resamples,
-            confidence=evaluate.confidence,
-            rng=rng,
-        )
+        champ_out = champ.for_metric(name)
+        champ_value = safe_score(name, y, champ_out)
         gates.append(
-            _champion_gate(evaluate, name, cand, champ, observed, lo, hi, champion_version)
+            _vs_champion(
+                evaluate, model, y, cand, champ, cand_value, champ_value, champion_version, rng
+            )
         )
-    return DecisionRecord(name, cand, champ, champion_version, len(holdout), tuple(gates))
-
-
-def _score(name: str, y: np.ndarray[Any, Any], out: np.ndarray[Any, Any]) -> float:
-    """The metric, or NaN where it is undefined (e.g. log_loss on a one-class holdout)."""
-    try:
-        return score(name, y, out)
-    except ValueError:
-        return float("nan")
+        if champion_holdout is not None:
+            extra["champion_holdouts"] = _world(
+                evaluate, model, champion, champion_holdout, y, champ_out, rng
+            )
+            gates[-1] = _with_world(gates[-1], extra["champion_holdouts"])
+    for sname, limits in evaluate.secondary.items():
+        gates.append(
+            secondary_gate(
+                sname,
+                limits,
+                y,
+                cand,
+                champ,
+                resamples=evaluate.bootstrap_resamples,
+                confidence=evaluate.confidence,
+                rng=rng,
+            )
+        )
+    if evaluate.slices is not None:
+        gates.append(
+            slices_gate(
+                evaluate.slices,
+                name,
+                holdout,
+                y,
+                cand_out,
+                None if champ is None else champ.for_metric(name),
+                resamples=evaluate.bootstrap_resamples,
+                confidence=evaluate.confidence,
+                rng=rng,
+            )
+        )
+    if evaluate.fairness is not None:
+        labels = cand.get("label") if model.task == "classification" else None
+        champ_pair = None
+        if champ is not None:
+            champ_pair = (
+                champ.get("label") if model.task == "classification" else None,
+                champ.for_metric(name),
+            )
+        gates.append(
+            fairness_gate(
+                evaluate.fairness, name, holdout, y, labels, cand_out, champion=champ_pair
+            )
+        )
+    if evaluate.robustness is not None:
+        gates.append(
+            robustness_gate(
+                evaluate.robustness,
+                name,
+                candidate,
+                holdout,
+                y,
+                cand_value,
+                model.features,
+                rng,
+                champion=champion,
+            )
+        )
+    if evaluate.servability is not None:
+        gates.append(servability_gate(evaluate.servability, artifact, candidate, holdout[feats]))
+    extra.update(_plots(model, y, cand, champ, rng))
+    return DecisionRecord(
+        name,
+        cand_value,
+        champ_value,
+        champion_version,
+        len(holdout),
+        tuple(gates),
+        extra=extra,
+    )
 
 
 def _finite_gate(name: str, value: float) -> GateResult:
@@ -98,6 +160,108 @@ def _finite_gate(name: str, value: float) -> GateResult:
     return GateResult(
         "scores", "not_evaluable", f"{name} could not be computed on the holdout ({value})"
     )
+
+
+def _floor_gate(name: str, value: float, floor: float) -> GateResult:
+    higher = METRICS[name].higher_is_better
+    ok = bool(value >= floor if higher else value <= floor)
+    word = "at least" if higher else "at most"
+    return GateResult(
+        "min_metric",
+        "pass" if ok else "fail",
+        f"{name} {value:.4f} is {'' if ok else 'not '}{word} the floor {floor}",
+        value=value,
+        threshold=floor,
+    )
+
+
+def _vs_champion(
+    evaluate: EvaluateSection,
+    model: ModelSection,
+    y: Array,
+    cand: Outputs,
+    champ: Outputs,
+    cand_value: float,
+    champ_value: float,
+    version: int | None,
+    rng: np.random.Generator,
+) -> GateResult:
+    name = evaluate.metric
+    if not (np.isfinite(cand_value) and np.isfinite(champ_value)):
+        who = "the candidate" if not np.isfinite(cand_value) else "the champion"
+        return GateResult(
+            "vs_champion",
+            "not_evaluable",
+            f"{name} of {who} could not be computed on the holdout: the two cannot be compared",
+        )
+    observed, lo, hi = paired_bootstrap(
+        name,
+        y,
+        champ.for_metric(name),
+        cand.for_metric(name),
+        resamples=evaluate.bootstrap_resamples,
+        confidence=evaluate.confidence,
+        rng=rng,
+    )
+    gate = _champion_gate(evaluate, name, cand_value, champ_value, observed, lo, hi, version)
+    if model.task == "classification":
+        test = mcnemar_from_predictions(y, champ.get("label"), cand.get("label"))
+        gate = GateResult(**{**gate.__dict__, "numbers": {**gate.numbers, "mcnemar": test}})
+    return gate
+
+
+def _world(
+    evaluate: EvaluateSection,
+    model: ModelSection,
+    champion: Any,
+    original: pd.DataFrame,
+    y: Array,
+    champ_out: Array,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """The champion on its own holdout vs on the new one (see holdout.champion_on_holdouts)."""
+    feats = list(model.features.all)
+    lacking = [c for c in [*feats, model.target] if c not in original.columns]
+    if lacking:
+        return {"verdict": "unknown", "reason": f"its holdout lacks {', '.join(lacking)}"}
+    y0 = original[model.target].to_numpy()
+    o0 = Outputs(champion, original, feats).for_metric(evaluate.metric)
+    return champion_on_holdouts(
+        evaluate.metric,
+        (y0, o0),
+        (y, champ_out),
+        resamples=evaluate.bootstrap_resamples,
+        confidence=evaluate.confidence,
+        rng=rng,
+    )
+
+
+def _with_world(gate: GateResult, world: dict[str, Any]) -> GateResult:
+    """Add to a blocking vs_champion gate whether the world or the candidate is to blame."""
+    numbers = {**gate.numbers, "champion_holdouts": world["verdict"]}
+    reason = gate.reason
+    if gate.status == "fail" and world["verdict"] == "world_changed":
+        reason += f"; {world['reason']}, so both may be out of date"
+    elif gate.status == "fail" and world["verdict"] == "stable":
+        reason += f"; {world['reason']}, so the candidate is the problem"
+    return GateResult(**{**gate.__dict__, "numbers": numbers, "reason": reason})
+
+
+def _plots(
+    model: ModelSection, y: Array, cand: Outputs, champ: Outputs | None, rng: np.random.Generator
+) -> dict[str, Any]:
+    """``curves`` (ROC/PR of binary classifiers with predict_proba) or ``residuals``."""
+    who = {"candidate": cand} if champ is None else {"candidate": cand, "champion": champ}
+    if model.task == "regression":
+        return {"residuals": residual_sample(y, {k: o.get("value") for k, o in who.items()}, rng)}
+    if not all(hasattr(o.model, "predict_proba") for o in who.values()):
+        return {}
+    try:
+        scores = {k: o.get("proba") for k, o in who.items()}
+    except (AttributeError, ValueError, NotImplementedError):  # e.g. SVC(probability=False)
+        return {}
+    curves = classifier_curves(y, scores, positive_label(y))
+    return {"curves": curves} if curves else {}
 
 
 def _champion_gate(

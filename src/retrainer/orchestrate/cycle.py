@@ -14,6 +14,7 @@ import errno
 import hashlib
 import logging
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from retrainer.data.sources import BatchRef
 from retrainer.errors import ConflictError, DataSourceError, DiskFullError, RetrainerError
 from retrainer.evaluate.compare import evaluate_candidate
 from retrainer.evaluate.metrics import METRICS
+from retrainer.evaluate.servability import StoredArtifact
 from retrainer.monitor.performance import model_outputs, realised_metrics
 from retrainer.monitor.triggers import TriggerContext, decide
 from retrainer.orchestrate.evidence import (
@@ -150,6 +152,7 @@ def run_cycle(
                     actor=actor,
                     error=error,
                     failed_step=name,
+                    traceback=_traceback(exc),
                 )
                 raise
             ws.journal.step_done(run.id, name, output, started_at=started)
@@ -175,6 +178,13 @@ def run_cycle(
 
 def _why(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, RetrainerError) else f"{type(exc).__name__}: {exc}"
+
+
+def _traceback(exc: BaseException, limit: int = 20_000) -> str:
+    """The formatted traceback (with its causes: the user's code behind a TrainingError),
+    its last ``limit`` characters."""
+    text = "".join(traceback.format_exception(exc))
+    return text if len(text) <= limit else "...\n" + text[-limit:]
 
 
 class _Cycle:
@@ -487,16 +497,45 @@ class _Cycle:
         candidate = self._load_version_pending(version)
         champion_version = self.ws.registry.get_alias(self.model, CHAMPION)
         champion = None if champion_version is None else self._load_version(champion_version)
-        record = evaluate_candidate(
-            candidate,
-            champion,
-            self._frame(self.outputs["datasets"]["holdout"]["id"]),
-            model=self.spec.model,
-            evaluate=self.spec.evaluate,
-            champion_version=champion_version,
-            rng=np.random.default_rng(self.spec.train.seed),
+        artifact = StoredArtifact(
+            self.ws.artifacts.uri,
+            self.outputs["train"]["sha256"],
+            base_dir=str(self.ws.root),
+            trusted_types=tuple(self.spec.train.trusted_types),
         )
+        try:
+            record = evaluate_candidate(
+                candidate,
+                champion,
+                self._frame(self.outputs["datasets"]["holdout"]["id"]),
+                model=self.spec.model,
+                evaluate=self.spec.evaluate,
+                champion_version=champion_version,
+                rng=np.random.default_rng(self.spec.train.seed),
+                champion_holdout=self._own_holdout(champion_version),
+                artifact=artifact,
+            )
+        except Exception as exc:  # the candidate cannot be judged: it never becomes READY
+            self.ws.registry.set_status(
+                self.model,
+                version,
+                "FAILED",
+                actor=self.actor,
+                reason=f"evaluation failed: {_why(exc)}",
+            )
+            raise
         return {"decision": record.to_dict(), "champion": champion_version}
+
+    def _own_holdout(self, version: int | None) -> pd.DataFrame | None:
+        """The holdout ``version`` was judged on when it was trained, if still readable."""
+        snap = None if version is None else self._lineage(version).get("holdout_snapshot")
+        if snap is None:
+            return None
+        try:
+            return self._frame(int(snap))
+        except RetrainerError as exc:
+            log.warning("holdout of version %s not readable: %s", version, exc)
+            return None
 
     def _load_version_pending(self, version: int) -> Any:
         sha = self.outputs["train"]["sha256"]

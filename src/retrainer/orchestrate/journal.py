@@ -169,8 +169,11 @@ class Journal:
         actor: str,
         error: str | None = None,
         failed_step: str | None = None,
+        traceback: str | None = None,
     ) -> None:
-        """Close the run as ``succeeded``, ``skipped`` or ``failed`` (audited)."""
+        """Close the run as ``succeeded``, ``skipped`` or ``failed`` (audited).
+
+        ``traceback`` is kept in the failed step's output (not in the audit event)."""
 
         def fn(s: Session) -> None:
             run = s.get(Run, run_id)
@@ -187,7 +190,7 @@ class Journal:
                         name=failed_step,
                         seq=999,
                         status="failed",
-                        output={"error": error},
+                        output={"error": error, "traceback": traceback},
                         started_at=now,
                         finished_at=now,
                     )
