@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats as sst
 
+from retrainer.monitor.drift import sample as sample_module
+from retrainer.monitor.drift.sample import FENCE_MIN, MERGE_RATIO, upper_counts
 from retrainer.monitor.drift.stats import (
     LocationStats,
     SortedSample,
@@ -25,7 +27,7 @@ from retrainer.monitor.drift.stats import (
     wasserstein,
     welch_t_test,
 )
-from retrainer.monitor.drift.wasserstein import MERGE_RATIO, wasserstein_w1
+from retrainer.monitor.drift.wasserstein import wasserstein_w1
 
 Array = np.ndarray[Any, Any]
 PROPS = settings(
@@ -181,3 +183,27 @@ def test_prefix_path_on_large_timestamps_keeps_precision() -> None:
     assert close(wasserstein_w1(pl), float(sst.wasserstein_distance(ref, cur)))
     with pytest.raises(ValueError, match="path"):
         wasserstein_w1(pl, path="fast")
+
+
+@PROPS
+@given(ref=samples(max_size=400), x=samples(max_size=60))
+def test_fenced_search_equals_searchsorted(ref: Array, x: Array) -> None:
+    """The fence (used from FENCE_MIN reference values on) is forced here on small ones."""
+    sample = SortedSample.from_values(ref)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sample_module, "FENCE_MIN", 1)
+        got = upper_counts(sample, x)
+    assert np.array_equal(got, np.searchsorted(sample.values, x, side="right"))
+
+
+def test_fenced_search_on_a_large_reference_with_ties() -> None:
+    rng = np.random.default_rng(5)
+    ref = np.round(rng.standard_t(2, FENCE_MIN + 1_000), 2)  # many ties, heavy tails
+    cur = np.concatenate([np.round(rng.standard_t(2, 3_000), 2), [-1e9, 1e9, ref.min()]])
+    sample = SortedSample.from_values(ref)
+    assert sample.n >= FENCE_MIN
+    pl = place(sample, cur)
+    assert np.array_equal(pl.upto, np.searchsorted(sample.values, pl.distinct, "right"))
+    assert np.array_equal(pl.below, np.searchsorted(sample.values, pl.distinct, "left"))
+    assert ks_statistic(sample, pl) == float(sst.ks_2samp(ref, cur, method="asymp").statistic)
+    assert close(wasserstein_w1(pl), float(sst.wasserstein_distance(ref, cur)), scale=1e9)

@@ -17,7 +17,7 @@ from scipy import stats as sst
 
 from retrainer.errors import DataSourceError
 from retrainer.monitor.drift import DriftConfig, ReferenceProfile, drift_report
-from retrainer.monitor.drift.columns import category_keys, numeric_values
+from retrainer.monitor.drift.columns import category_keys, column_counts, numeric_values
 
 Array = np.ndarray[Any, Any]
 
@@ -261,3 +261,33 @@ def test_numeric_and_category_normalisation() -> None:
     assert category_keys(pd.Series([1, 2])).tolist() == ["1", "2"]
     assert category_keys(pd.Series(["a", None], dtype="string")).tolist() == ["a", None]
     assert category_keys(pd.Series(["a", "b"], dtype="category")).tolist() == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [True, 1, 1.0, "1", None, math.nan, 3, 3.0, "3", pd.NA, False, 0],
+        [1, 2.5, "x", None, [1], [1]],
+        ["b", "a", None, "b"],
+    ],
+)
+def test_category_keys_and_counts_follow_the_documented_keys(values: list[Any]) -> None:
+    """Factorized keys equal keying each value on its own; bools never merge with 1/0."""
+    series = pd.Series(values, dtype=object)
+    expected = [_slow_key(v) for v in values]
+    assert list(category_keys(series)) == expected
+    counts, missing = column_counts(series)
+    assert missing == expected.count(None)
+    assert counts == pd.Series([k for k in expected if k is not None]).value_counts().to_dict()
+    as_str = pd.Series([v for v in values if isinstance(v, str) or v is None], dtype="str")
+    assert list(category_keys(as_str)) == [_slow_key(v) for v in as_str.tolist()]
+
+
+def _slow_key(v: Any) -> str | None:
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int | float) and float(v).is_integer():
+        return str(int(v))
+    return repr(v) if isinstance(v, float) else str(v)

@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 
 from retrainer.monitor.drift.columns import (
-    category_counts,
-    category_keys,
+    column_counts,
     numeric_values,
     split_special,
 )
@@ -216,7 +215,7 @@ def check_categorical(
     if isinstance(col, str):
         c.status, c.reason = "missing_column", col
         return c
-    counts, missing = category_counts(category_keys(col))
+    counts, missing = column_counts(col)
     c.n_current = sum(counts.values())
     ref_special, cur_special = [p.count, p.n_missing], [c.n_current, missing]
     for side, pair in (("reference", ref_special), ("current", cur_special)):

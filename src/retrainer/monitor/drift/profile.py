@@ -1,11 +1,11 @@
 """Reference profiles: everything drift checks need from the reference, computed once.
 
-A :class:`ReferenceProfile` holds, per numeric column, the sorted finite values with
-their compensated prefix sums (so KS and Wasserstein of a batch cost
-``O(batch · log reference)``), the NaN and ``±inf`` counts, quantile bin cuts and
-counts for PSI/JS, and mean/std/IQR; per categorical column the count of each category
-and of missing values; and a seeded sample of whole reference rows for the domain
-classifier. Checking a batch never reads the reference frame again.
+A :class:`ReferenceProfile` holds, per numeric column, the sorted finite values (so KS
+and Wasserstein of a batch cost ``O(batch · log reference)``; their compensated prefix
+sums are computed when first needed), the NaN and ``±inf`` counts, quantile bin cuts and
+counts for PSI/JS, and mean/std/IQR and the sample variance; per categorical column
+the count of each category and of missing values; and a seeded sample of whole
+reference rows for the domain classifier. Checking a batch never reads the reference frame again.
 
 :meth:`ReferenceProfile.to_bytes` writes an uncompressed ``.npz`` (numpy arrays plus a
 JSON header) whose bytes depend only on the content (fixed zip timestamps), so it can be
@@ -30,6 +30,7 @@ from retrainer.errors import DataSourceError
 from retrainer.monitor.drift.columns import (
     category_counts,
     category_keys,
+    column_counts,
     numeric_values,
     split_special,
 )
@@ -48,8 +49,9 @@ IntArray = np.ndarray[Any, np.dtype[np.int64]]
 
 FORMAT = "retrainer.reference_profile"
 VERSION = 2
-"""v2 adds each numeric column's sample variance (``var``); v1 profiles are still read,
-their variance derived from the stored std (``std**2 · n / (n - 1)``)."""
+"""v2 adds each numeric column's sample variance (``var``) and no longer stores the
+prefix sums (recomputed when first needed: a third of the size). v1 profiles are still
+read, their variance derived from the stored std (``std**2 · n / (n - 1)``)."""
 _READABLE = (1, 2)
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -63,7 +65,7 @@ class NumericProfile:
     """One numeric reference column.
 
     Attributes:
-        sample: The finite values, sorted, with prefix sums.
+        sample: The finite values, sorted (prefix sums on demand).
         n_missing / n_posinf / n_neginf: NaN, +inf and -inf counts.
         n_bins: The number of quantile bins ``cuts``/``bin_counts`` were made for.
         cuts / bin_counts: :func:`~retrainer.monitor.drift.stats.quantile_cuts` of the
@@ -174,6 +176,11 @@ class CategoricalProfile:
     def from_keys(cls, name: str, keys: np.ndarray[Any, Any]) -> CategoricalProfile:
         """Profile category keys (None for missing)."""
         present, missing = category_counts(keys)
+        return cls.from_counts(name, present, missing)
+
+    @classmethod
+    def from_counts(cls, name: str, present: Mapping[str, int], missing: int) -> CategoricalProfile:
+        """Profile from the count of each category key and of missing values."""
         ordered = sorted(present.items(), key=lambda kv: (-kv[1], kv[0]))
         return cls(
             name=name,
@@ -261,9 +268,10 @@ class ReferenceProfile:
             sample_cols[name] = values[rows]
         cats: dict[str, CategoricalProfile] = {}
         for name in categorical:
-            keys = category_keys(_column(frame, name))
-            cats[name] = CategoricalProfile.from_keys(name, keys)
-            sample_cols[name] = pd.Series(keys[rows], dtype=object)
+            col = _column(frame, name)
+            cats[name] = CategoricalProfile.from_counts(name, *column_counts(col))
+            keys = category_keys(col.iloc[rows])  # a value's key never depends on the others
+            sample_cols[name] = pd.Series(keys, dtype=object)
         sample = pd.DataFrame(sample_cols, index=pd.RangeIndex(take), columns=names)
         return cls(n_rows=len(frame), numeric=nums, categorical=cats, sample=sample, seed=seed)
 
@@ -299,8 +307,6 @@ class ReferenceProfile:
                 }
             )
             arrays[f"n{i}_values"] = p.sample.values
-            arrays[f"n{i}_prefix_hi"] = p.sample.prefix_hi
-            arrays[f"n{i}_prefix_lo"] = p.sample.prefix_lo
             arrays[f"n{i}_cuts"] = p.cuts
             arrays[f"n{i}_bin_counts"] = p.bin_counts
             arrays[f"n{i}_sample"] = self.sample[p.name].to_numpy(dtype=np.float64)
@@ -362,9 +368,7 @@ class ReferenceProfile:
         nums: dict[str, NumericProfile] = {}
         sample_cols: dict[str, Any] = {}
         for i, h in enumerate(header["numeric"]):
-            sample = SortedSample.from_parts(
-                arrays[f"n{i}_values"], arrays[f"n{i}_prefix_hi"], arrays[f"n{i}_prefix_lo"]
-            )
+            sample = SortedSample.from_sorted(arrays[f"n{i}_values"])  # v1's prefix sums: unused
             cuts = np.asarray(arrays[f"n{i}_cuts"], dtype=np.float64)
             counts = np.asarray(arrays[f"n{i}_bin_counts"], dtype=np.int64)
             if counts.size != cuts.size + 1 or int(counts.sum()) != sample.n:

@@ -1,8 +1,8 @@
 """Sorted numeric samples and a batch placed in a reference: what KS, Wasserstein-1 and
 the PSI bins of a numeric feature share.
 
-* :class:`SortedSample`: a reference's finite values sorted once, with compensated
-  prefix sums (kept in the reference profile).
+* :class:`SortedSample`: a reference's finite values sorted once (kept in the
+  reference profile), with compensated prefix sums computed when first needed.
 * :class:`Placement` (:func:`place`): a batch sorted once, its distinct values and,
   for each, how many reference values are below and up to it. One ``searchsorted``
   of the batch's distinct values into the reference (side ``right``); the ``left``
@@ -16,11 +16,20 @@ the PSI bins of a numeric feature share.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Placement", "SortedSample", "place"]
+__all__ = [
+    "FENCE_BLOCK",
+    "FENCE_MIN",
+    "MERGE_RATIO",
+    "Placement",
+    "SortedSample",
+    "place",
+    "upper_counts",
+]
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
@@ -31,19 +40,21 @@ class SortedSample:
     """Finite values sorted ascending, with compensated prefix sums.
 
     ``prefix_hi[k] + prefix_lo[k]`` is the sum of the ``k`` smallest values to about
-    twice float64 precision (``len == n + 1``, starting at 0). Build it with
-    :meth:`from_values` (sorts) or :meth:`from_sorted` (checks the order).
+    twice float64 precision (``len == n + 1``, starting at 0). The prefix sums are
+    computed on first use (only Wasserstein's prefix-sum path, a small batch against a
+    large reference, reads them) and kept. Build it with :meth:`from_values` (sorts) or
+    :meth:`from_sorted` (checks the order).
     """
 
     values: FloatArray
-    prefix_hi: FloatArray
-    prefix_lo: FloatArray
 
     @classmethod
     def from_values(cls, values: Any) -> SortedSample:
-        """Sort ``values`` (which must all be finite) and compute the prefix sums."""
+        """Sort ``values`` (which must all be finite)."""
         x = np.sort(np.asarray(values, dtype=np.float64).ravel())
-        return cls.from_sorted(x)
+        if x.size and not (np.isfinite(x[0]) and np.isfinite(x[-1])):  # NaN sorts last
+            raise ValueError("expected finite values sorted ascending")
+        return cls(values=x)
 
     @classmethod
     def from_sorted(cls, values: Any) -> SortedSample:
@@ -52,20 +63,28 @@ class SortedSample:
         x = np.ascontiguousarray(values, dtype=np.float64).ravel()
         if x.size and (not np.isfinite(x).all() or bool((np.diff(x) < 0).any())):
             raise ValueError("expected finite values sorted ascending")
-        hi, lo = _compensated_cumsum(x)
-        return cls(values=x, prefix_hi=hi, prefix_lo=lo)
+        return cls(values=x)
 
-    @classmethod
-    def from_parts(cls, values: Any, prefix_hi: Any, prefix_lo: Any) -> SortedSample:
-        """Rebuild from stored arrays (checked for order and matching lengths)."""
-        x = np.ascontiguousarray(values, dtype=np.float64).ravel()
-        hi = np.ascontiguousarray(prefix_hi, dtype=np.float64).ravel()
-        lo = np.ascontiguousarray(prefix_lo, dtype=np.float64).ravel()
-        if hi.size != x.size + 1 or lo.size != x.size + 1:
-            raise ValueError("expected prefix sums one longer than the values")
-        if x.size and (not np.isfinite(x).all() or bool((np.diff(x) < 0).any())):
-            raise ValueError("expected finite values sorted ascending")
-        return cls(values=x, prefix_hi=hi, prefix_lo=lo)
+    @cached_property
+    def fence(self) -> FloatArray:
+        """Every ``FENCE_BLOCK``-th value (a copy, made on first use): a small index
+        that :func:`upper_counts` searches first, so that a search in a large
+        reference then touches one block of it instead of ~log2(n) scattered lines."""
+        return self.values[::FENCE_BLOCK].copy()
+
+    @cached_property
+    def _prefix(self) -> tuple[FloatArray, FloatArray]:
+        return _compensated_cumsum(self.values)
+
+    @property
+    def prefix_hi(self) -> FloatArray:
+        """Prefix sums, rounded (``n + 1`` values from 0)."""
+        return self._prefix[0]
+
+    @property
+    def prefix_lo(self) -> FloatArray:
+        """The rounding errors of :attr:`prefix_hi`, summed."""
+        return self._prefix[1]
 
     @property
     def n(self) -> int:
@@ -94,6 +113,9 @@ class Placement:
         le: How many batch values are ``<= u[j]`` (the last is ``m``).
         upto: How many reference values are ``<= u[j]``.
         below: How many reference values are ``< u[j]``.
+        merge_order: When the batch was placed by merging (see :func:`place`): the
+            stable order of ``concatenate((reference.values, values))``, i.e. where each
+            element of the merged run comes from (``< n``: the reference); else None.
     """
 
     reference: SortedSample
@@ -102,6 +124,7 @@ class Placement:
     le: IntArray
     upto: IntArray
     below: IntArray
+    merge_order: IntArray | None = None
 
     @property
     def n(self) -> int:
@@ -114,11 +137,56 @@ class Placement:
         return int(self.values.size)
 
 
+FENCE_BLOCK = 64
+"""Reference values per block of :attr:`SortedSample.fence`."""
+
+FENCE_MIN = 1 << 20
+"""From this many reference values on, :func:`upper_counts` searches through the fence."""
+
+
+def upper_counts(reference: SortedSample, x: FloatArray) -> IntArray:
+    """How many reference values are ``<= x[i]``: ``searchsorted(values, x, 'right')``.
+
+    Below ``FENCE_MIN`` values it is exactly that. Above, a binary search per query is a
+    chain of dependent cache misses in an array larger than the caches (the cost per
+    query grows with ``n`` well beyond ``log n``); instead the queries are located in
+    the cache-resident :attr:`~SortedSample.fence`, then all of them are narrowed inside
+    their block of ``FENCE_BLOCK`` values at once, one halving step per numpy gather,
+    whose misses are independent of each other. The result is the same.
+    """
+    r = reference.values
+    n = r.size
+    if n < FENCE_MIN:
+        return np.searchsorted(r, x, side="right").astype(np.int64)
+    j = np.searchsorted(reference.fence, x, side="right")
+    pos = np.maximum(j - 1, 0) * FENCE_BLOCK  # r[pos] <= x where j >= 1
+    last = n - 1
+    step = FENCE_BLOCK // 2
+    while step:
+        cand = pos + step
+        ok = r[np.minimum(cand, last)] <= x
+        ok &= cand <= last
+        pos = np.where(ok, cand, pos)
+        step //= 2
+    counts = (pos + 1).astype(np.int64)
+    counts[j == 0] = 0
+    return counts
+
+
+MERGE_RATIO = 8
+"""A batch is placed by merging when the reference has at most this many times its
+values; Wasserstein-1 then takes its merge path too."""
+
+
 def place(reference: SortedSample, current: Any) -> Placement:
     """Sort ``current`` (finite values, at least one) and place it in ``reference``.
 
-    A :class:`Placement` already made for this very ``reference`` is returned as is;
-    one made for another reference is placed again from its values.
+    Two ways, same result: a batch much smaller than the reference (``n > MERGE_RATIO·m``)
+    is searched (``searchsorted`` of its distinct values, ``O(m log n)``); a larger one is
+    merged with the reference by a stable argsort of the two sorted runs (timsort merges
+    two runs in ``O(n + m)``), whose order Wasserstein-1 reuses. A :class:`Placement`
+    already made for this very ``reference`` is returned as is; one made for another
+    reference is placed again from its values.
 
     Raises:
         ValueError: ``current`` is empty or holds NaN or ``±inf``.
@@ -130,13 +198,21 @@ def place(reference: SortedSample, current: Any) -> Placement:
     c = np.sort(np.asarray(current, dtype=np.float64).ravel())
     if c.size == 0:
         raise ValueError("expected at least one current value")
-    if not np.isfinite(c).all():
+    if not (np.isfinite(c[0]) and np.isfinite(c[-1])):  # NaN sorts last
         raise ValueError("expected finite current values")
     keep = np.flatnonzero(c[1:] != c[:-1])
     keep = np.append(keep, c.size - 1)
     u = c[keep]
-    r = reference.values
-    upto = np.searchsorted(r, u, side="right").astype(np.int64)
+    r, n, m = reference.values, reference.n, int(c.size)
+    order = None
+    if n <= MERGE_RATIO * m:
+        order = np.argsort(np.concatenate((r, c)), kind="stable")
+        # batch value j sits after the reference values <= it and the j batch values
+        # before it (ties: the reference first, by stability)
+        positions = np.flatnonzero(order >= n)
+        upto = (positions[keep] - keep).astype(np.int64)
+    else:
+        upto = upper_counts(reference, u)
     below = upto.copy()
     # Where the reference holds u itself (r[upto - 1] == u), the left side needs its own
     # search; elsewhere no reference value equals u and below == upto.
@@ -151,4 +227,5 @@ def place(reference: SortedSample, current: Any) -> Placement:
         le=(keep + 1).astype(np.int64),
         upto=upto,
         below=below,
+        merge_order=order,
     )

@@ -31,15 +31,12 @@ from typing import Any
 import numpy as np
 from scipy import stats as sst
 
-from retrainer.monitor.drift.sample import Placement
+from retrainer.monitor.drift.sample import MERGE_RATIO, Placement
 
 __all__ = ["MERGE_RATIO", "wasserstein_w1"]
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
-
-MERGE_RATIO = 8
-"""The merge path runs when the reference has at most this many times the batch's values."""
 
 _SPLIT = 134_217_729.0  # 2**27 + 1, Dekker's splitter for float64
 _SAFE_MAGNITUDE = 1e150  # beyond this the error-free products could overflow: use scipy
@@ -68,28 +65,32 @@ def wasserstein_w1(pl: Placement, *, path: str = "auto") -> float:
 def _merged(pl: Placement) -> float:
     """scipy's ``_cdf_distance(1, ...)`` on the merge of the two sorted samples."""
     r, c, n, m = pl.reference.values, pl.values, pl.n, pl.m
-    # Batch value j goes after the reference values <= it and after batch values before
-    # it: position upto(c_j) + j (ties: reference first, then the batch, as a stable
-    # sort of the concatenation would place them).
-    counts = np.diff(pl.le, prepend=0)
-    pos = np.repeat(pl.upto, counts)
-    pos += np.arange(m, dtype=np.int64)
-    is_ref = np.ones(n + m, dtype=bool)
-    is_ref[pos] = False
-    merged = np.empty(n + m, dtype=np.float64)
-    merged[pos] = c
-    merged[is_ref] = r
+    if pl.merge_order is not None:
+        merged = np.concatenate((r, c))[pl.merge_order]
+        is_cur = pl.merge_order >= n
+    else:
+        # Batch value j goes after the reference values <= it and the j batch values
+        # before it (ties: the reference first, as a stable merge would place them).
+        pos = np.repeat(pl.upto, np.diff(pl.le, prepend=0))
+        pos += np.arange(m, dtype=np.int64)
+        is_cur = np.zeros(n + m, dtype=bool)
+        is_cur[pos] = True
+        merged = np.empty(n + m, dtype=np.float64)
+        merged[pos] = c
+        merged[~is_cur] = r
     deltas = np.diff(merged)
     del merged
     # At the last element of each run of equal values, the counts so far are the counts
-    # <= that value (scipy's searchsorted 'right'); elsewhere the width is 0.
-    ref_le = np.cumsum(is_ref[:-1], dtype=np.int64)
-    cur_le = np.arange(1, n + m, dtype=np.int64)
-    cur_le -= ref_le
-    diff = ref_le / n
-    diff -= cur_le / m
-    np.abs(diff, out=diff)
-    return float(np.vecdot(diff, deltas))
+    # <= that value (scipy's searchsorted 'right'); elsewhere the width is 0. Counts are
+    # whole numbers, exact in float64, so the CDFs are scipy's to the bit.
+    cur_le = np.cumsum(is_cur[:-1], dtype=np.float64)
+    ref_le = np.arange(1.0, n + m)
+    ref_le -= cur_le
+    ref_le /= n
+    cur_le /= m
+    ref_le -= cur_le
+    np.abs(ref_le, out=ref_le)
+    return float(np.vecdot(ref_le, deltas))
 
 
 def _two_prod(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
