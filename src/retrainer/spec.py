@@ -505,6 +505,11 @@ class SlicesSpec(_Section):
     correction: Literal["holm", "bonferroni", "bh", "none"] = "holm"
 
 
+def _columns_shorthand(value: object) -> object:
+    """``slices: [region, age]`` means ``slices: {columns: [region, age]}``."""
+    return {"columns": value} if isinstance(value, list) else value
+
+
 class FairnessSpec(_Section):
     """Group fairness of the candidate over sensitive columns (fairlearn)."""
 
@@ -544,7 +549,7 @@ class EvaluateSection(_Section):
     bootstrap_resamples: int = Field(default=1000, ge=100, le=100_000)
     min_metric: float | None = Field(default=None, description="absolute floor for any candidate")
     secondary: dict[str, SecondaryMetric] = Field(default_factory=dict)
-    slices: SlicesSpec | None = None
+    slices: Annotated[SlicesSpec | None, BeforeValidator(_columns_shorthand)] = None
     fairness: FairnessSpec | None = None
     robustness: RobustnessSpec | None = None
     servability: ServabilitySpec | None = None

@@ -131,3 +131,11 @@ def test_bh_equals_scipy() -> None:
 
     p = np.random.default_rng(3).random(30) ** 3
     np.testing.assert_allclose(adjust_pvalues(p, "bh"), false_discovery_control(p))
+
+
+def test_a_list_of_columns_is_shorthand_for_the_slices_mapping() -> None:
+    from retrainer.spec import EvaluateSection, SlicesSpec
+
+    spec = EvaluateSection(slices=["region", "age"])
+    assert spec.slices == SlicesSpec(columns=["region", "age"])
+    assert spec.slices.min_size == 50 and spec.slices.correction == "holm"

@@ -128,14 +128,14 @@ def robustness_gate(
             + (
                 f"the model raised {r['error']}"
                 if "error" in r
-                else f"{metric} drops by {r['drop']:.4f}"
+                else f"{metric} drops by {r['drop']:.4f} > {spec.max_drop}"
             )
             for r in failed
         ]
         return GateResult(
             "robustness",
             "fail",
-            f"the metric drops by more than {spec.max_drop} under " + "; ".join(parts),
+            "not robust under " + "; ".join(parts),
             value=worst,
             threshold=spec.max_drop,
             numbers=numbers,
