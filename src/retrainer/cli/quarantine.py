@@ -61,31 +61,35 @@ def quarantine_list(
     if not rows:
         c.print(f"No quarantined batches for {name}.")
         return
+    columns = ["id", "batch", *(["status"] if all_ else []), "rows", "why"]
     c.print(
         table(
             f"Quarantined batches of {name} (kept, never trained on unless released)",
-            ["id", "batch", "status", "received", "rows", "codes", "why"],
+            columns,
             [
                 (
                     b["id"],
                     b["batch_key"],
-                    b["status"],
-                    b["received_at"][:19],
+                    *([b["status"]] if all_ else []),
                     b["row_count"] if b["snapshot_id"] is not None else None,
-                    ", ".join(dict.fromkeys(f["check"] for f in _failures(b))),
-                    next((f["message"] for f in _failures(b)), None),
+                    _why(b),
                 )
                 for b in rows
             ],
             numeric=["id", "rows"],
-            no_wrap=["id", "received"],
+            no_wrap=["id", "batch", "status"],
         )
     )
     c.print(f"Details: retrainer quarantine show {name} ID; then release or discard it.")
 
 
-def _failures(batch: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(batch["reasons"].get("failures", []))
+def _why(batch: dict[str, Any]) -> str:
+    """``CODE: message`` of the first failure, and how many more there are."""
+    failures = list(batch["reasons"].get("failures", []))
+    if not failures:
+        return "-"
+    more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
+    return f"{failures[0]['check']}: {failures[0]['message']}{more}"
 
 
 def quarantine_show(

@@ -83,6 +83,8 @@ _KIND_WORDS = {
     "time": "times (date-times, ISO-8601 text or numbers)",
 }
 
+_VALUE_WORDS = {"numeric": "numbers", "float": "numbers", "time": "times"}
+
 
 @dataclass(frozen=True)
 class ContractReport:
@@ -386,7 +388,8 @@ def _dtype_message(column: str, df: pd.DataFrame, kind: str, bad: int, rows: str
     else:
         message = f"column {column!r} must hold {word} but has dtype {dtype}"
     if bad:
-        return message + f"; {bad} value(s) are not {word}, at row index {rows}"
+        what = _VALUE_WORDS.get(kind, word)
+        return message + f"; {bad} value(s) are not {what}, at row index {rows}"
     if kind in ("numeric", "float", "integer"):
         return message + "; its values are not stored as numbers (booleans, decimals or dates?)"
     return message + "; nothing was converted"

@@ -302,7 +302,7 @@ def _unseen(
             f"categories ({len(unseen)} of {len(values)}; at most "
             f"{_pct(rule.max_unseen_share)} tolerated), e.g. "
             + ", ".join(f"{v!r} x{n}" for v, n in counts.items())
-            + ("" if rejected else "; the batch is used and flagged"),
+            + ("" if rejected else "; flagged, not rejected (unseen_categories: flag)"),
             examples=list(counts.index),
             count=len(unseen),
             rows=_labels(unseen.index, contract.examples),
@@ -443,7 +443,7 @@ def _volume(rows: int, contract: ContractSection, context: BatchContext, found: 
             column=None,
             message=f"the batch has {rows} rows, {ratio:.3g}x the previous accepted batch "
             f"({previous} rows; flagged at >= {rule.max_ratio:g}x or <= {rule.min_ratio:g}x); "
-            "it is used, but a candidate trained on it is not promoted automatically",
+            "a candidate trained on it is not promoted automatically",
             examples=[],
             details={
                 "rows": rows,
