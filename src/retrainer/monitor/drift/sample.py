@@ -73,18 +73,20 @@ class SortedSample:
         return self.values[::FENCE_BLOCK].copy()
 
     @cached_property
-    def _prefix(self) -> tuple[FloatArray, FloatArray]:
-        return _compensated_cumsum(self.values)
+    def prefix(self) -> FloatArray:
+        """``(n + 1, 2)``: row ``k`` is (:attr:`prefix_hi`, :attr:`prefix_lo`) of ``k``,
+        side by side so that one lookup touches one cache line."""
+        return np.stack(_compensated_cumsum(self.values), axis=1)
 
     @property
     def prefix_hi(self) -> FloatArray:
         """Prefix sums, rounded (``n + 1`` values from 0)."""
-        return self._prefix[0]
+        return self.prefix[:, 0]
 
     @property
     def prefix_lo(self) -> FloatArray:
         """The rounding errors of :attr:`prefix_hi`, summed."""
-        return self._prefix[1]
+        return self.prefix[:, 1]
 
     @property
     def n(self) -> int:

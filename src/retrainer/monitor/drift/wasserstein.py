@@ -140,7 +140,7 @@ def _crossing_counts(pl: Placement, crossing: IntArray, s: FloatArray) -> IntArr
 
 def _prefix(pl: Placement) -> float:
     ref = pl.reference
-    r, hi, lo = ref.values, ref.prefix_hi, ref.prefix_lo
+    r, prefix = ref.values, ref.prefix
     u, le, n, m = pl.distinct, pl.le, pl.n, pl.m
     fm, fn = float(m), float(n)
     parts: list[FloatArray] = []
@@ -148,8 +148,9 @@ def _prefix(pl: Placement) -> float:
     def add_h(x: FloatArray, k: IntArray, factor: float) -> None:
         """Append the exact parts of ``factor * H(x)`` (factor: a small integer)."""
         parts.extend(_two_prod(factor * k.astype(np.float64), x))
-        parts.extend(_two_prod(np.full(k.size, -factor), hi[k]))
-        parts.append(-factor * lo[k])
+        pairs = prefix[k]  # (hi, lo) rows: one cache line per lookup
+        parts.extend(_two_prod(np.full(k.size, -factor), pairs[:, 0]))
+        parts.append(-factor * pairs[:, 1])
 
     add_h(u, pl.upto, 2.0 * fm)
     if u.size > 1:
@@ -161,8 +162,8 @@ def _prefix(pl: Placement) -> float:
         parts.extend(_two_prod(2.0 * w, s))
         parts.extend(_two_prod(-w, u[:-1]))
         parts.extend(_two_prod(-w, u[1:]))
-    parts.extend(_two_prod(np.array([fm]), hi[-1:]))
-    parts.append(np.array([fm * lo[-1]]))
+    parts.extend(_two_prod(np.array([fm]), prefix[-1:, 0]))
+    parts.append(np.array([fm * prefix[-1, 1]]))
     parts.extend(_two_prod(np.array([-fm * fn]), u[-1:]))
     total = _accurate_sum(np.concatenate(parts))
     return max(total / (fm * fn), 0.0)
