@@ -28,11 +28,12 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[StoredArtifact, ob
 
 def test_the_artifact_loads_in_a_fresh_process_and_predicts_in_budget(stored: tuple) -> None:
     artifact, model, X = stored
-    g = servability_gate(ServabilitySpec(latency_ms=10_000, sample_rows=50), artifact, model, X)
+    spec = ServabilitySpec(latency_ms=1e9, sample_rows=50)  # no timing assumption
+    g = servability_gate(spec, artifact, model, X)
     assert g.status == "pass", g.reason
     n = g.numbers
     assert n["sample_rows"] == 50 and n["calls"] == 5
-    assert g.value == n["median_ms"] and g.threshold == 10_000
+    assert g.value == n["median_ms"] and g.threshold == 1e9
     assert n["load_seconds"] > 0 and n["max_ms"] >= n["median_ms"]
     assert "loads in a fresh process" in g.reason and "within the budget" in g.reason
 

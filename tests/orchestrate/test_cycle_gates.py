@@ -154,7 +154,7 @@ def test_a_holdout_too_small_for_the_confidence_fails_the_candidate_not_the_cham
 GATES = """  slices: {columns: [color, x2], min_size: 40, margin: 0.05}
   fairness: {sensitive: [color], demographic_parity_max: 0.5, equalized_odds_max: 0.5}
   robustness: {noise_sd: 0.1, missing_share: 0, swap_share: 0.05, max_drop: 0.1}
-  servability: {latency_ms: 5000, sample_rows: 50}
+  servability: {latency_ms: 1.0e+9, sample_rows: 50}  # no timing assumption
   secondary: {accuracy: {min: 0.6, max_drop: 0.1}}
 """
 

@@ -11,6 +11,7 @@ those of the model that was evaluated. The child's load time is recorded too.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -97,6 +98,7 @@ def servability_gate(
             done = subprocess.run(
                 [sys.executable, "-c", _CHILD],
                 input=json.dumps(request),
+                env=_child_env(),
                 capture_output=True,
                 text=True,
                 timeout=spec.timeout_s,
@@ -156,6 +158,13 @@ def judge_child(
         threshold=spec.latency_ms,
         numbers=numbers,
     )
+
+
+def _child_env() -> dict[str, str]:
+    """The parent's environment, with its import path: the child imports the same
+    retrainer and the same modules the model's classes come from."""
+    paths = [p for p in sys.path if p and Path(p).exists()]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def _same(a: list[Any], b: list[Any]) -> bool:
