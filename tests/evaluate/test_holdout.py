@@ -175,3 +175,28 @@ def test_regressors_are_checked_on_rows_not_classes() -> None:
         rng=np.random.default_rng(0),
     )
     assert rec.passed and rec.candidate_metric == 0.0
+
+
+class BrokenOnOldRows(Reads):
+    """Predicts the new holdout, raises on its own old one (a schema that moved on)."""
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        if len(X) == 123:
+            raise KeyError("column 'legacy' not found")
+        return super().predict_proba(X)
+
+
+def test_a_champion_that_cannot_score_its_own_holdout_does_not_fail_the_candidate() -> None:
+    rec = evaluate_candidate(
+        Reads("b"),
+        BrokenOnOldRows("a"),
+        scored_frame(1, 200),
+        model=classifier("a", "b"),
+        evaluate=settings(),
+        champion_version=4,
+        rng=np.random.default_rng(0),
+        champion_holdout=scored_frame(2, 123),
+    )
+    world = rec.extra["champion_holdouts"]
+    assert world["verdict"] == "unknown" and "legacy" in world["reason"]
+    assert rec.passed

@@ -225,7 +225,10 @@ def _world(
     if lacking:
         return {"verdict": "unknown", "reason": f"its holdout lacks {', '.join(lacking)}"}
     y0 = original[model.target].to_numpy()
-    o0 = Outputs(champion, original, feats).for_metric(evaluate.metric)
+    try:
+        o0 = Outputs(champion, original, feats).for_metric(evaluate.metric)
+    except Exception as exc:  # noqa: BLE001 - a diagnosis only: it must not fail the candidate
+        return {"verdict": "unknown", "reason": f"the champion could not score its holdout: {exc}"}
     return champion_on_holdouts(
         evaluate.metric,
         (y0, o0),

@@ -180,11 +180,22 @@ def fairness_gate(
         return GateResult(
             "fairness", "not_evaluable", "; ".join(unknown), numbers=numbers, details=tuple(details)
         )
-    checked = ", ".join(spec.sensitive)
+    limits = {
+        "demographic_parity_difference": spec.demographic_parity_max,
+        "equalized_odds_difference": spec.equalized_odds_max,
+        "metric_difference": spec.metric_difference_max,
+    }
+    shown = [
+        f"{key.replace('_difference', '').replace('_', ' ')} on {column} "
+        f"{entry['candidate'][key]:.4f} <= {limit}"
+        for column, entry in numbers["features"].items()
+        for key, limit in limits.items()
+        if limit is not None and entry["candidate"].get(key) is not None
+    ]
     return GateResult(
         "fairness",
         "pass",
-        f"group gaps within their thresholds on {checked}",
+        "group gaps within their thresholds: " + ", ".join(shown),
         numbers=numbers,
         details=tuple(details),
     )
