@@ -148,7 +148,7 @@ def _prefix(pl: Placement) -> float:
     def add_h(x: FloatArray, k: IntArray, factor: float) -> None:
         """Append the exact parts of ``factor * H(x)`` (factor: a small integer)."""
         parts.extend(_two_prod(factor * k.astype(np.float64), x))
-        pairs = prefix[k]  # (hi, lo) rows: one cache line per lookup
+        pairs = np.take(prefix, k, axis=0)  # (hi, lo) rows: one cache line per lookup
         parts.extend(_two_prod(np.full(k.size, -factor), pairs[:, 0]))
         parts.append(-factor * pairs[:, 1])
 
