@@ -244,6 +244,10 @@ def status(workspace: WorkspaceOpt = Path(), as_json: JsonOpt = False) -> None:
                 ],
             )
         )
+        c.print(
+            f"Inspect: retrainer quarantine show {st['model']} ID; then release or discard "
+            "it with --reason"
+        )
     c.print(
         table(
             "Recent runs",

@@ -9,7 +9,7 @@ from retrainer.data.contract import (
 )
 from retrainer.data.ledger import BatchRecord, Ledger, SnapshotRecord
 from retrainer.data.rules import deduplicate, null_shares
-from retrainer.data.screen import Reference, screen_pending
+from retrainer.data.screen import Reference, batch_flags, screen_pending
 from retrainer.data.snapshot import (
     SnapshotInfo,
     describe_frame,
@@ -34,6 +34,7 @@ __all__ = [
     "Source",
     "SourceRegistry",
     "SqlSource",
+    "batch_flags",
     "check_batch",
     "deduplicate",
     "describe_frame",

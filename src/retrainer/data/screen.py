@@ -30,7 +30,7 @@ from retrainer.spec import PipelineSpec
 if TYPE_CHECKING:
     from retrainer.registry.registry import Registry
 
-__all__ = ["Reference", "champion_training", "check_file", "screen_pending"]
+__all__ = ["Reference", "batch_flags", "champion_training", "check_file", "screen_pending"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def screen_pending(
     batch is pending; ``remember`` is told about deduplicated snapshots it may cache.
     The output lists ``accepted`` ids, ``quarantined`` batches (id, key, why; batches
     quarantined at ingest by this run too), ``flagged`` batches (id, key, flags) and
-    ``warnings`` (id, key, code, message).
+    ``warnings`` (id, key, code, message). Only accepted batches are listed as flagged.
     """
     model = spec.model.name
     pending = ledger.batches(model, status="pending")
@@ -146,7 +146,7 @@ def _report(out: dict[str, Any], record: BatchRecord) -> None:
     else:
         why = "\n".join(f"{f['check']}: {f['message']}" for f in reasons["failures"])
         out["quarantined"].append({"id": record.id, "key": record.batch_key, "why": why})
-    if record.flags:
+    if record.flags and record.status == "accepted":
         out["flagged"].append({"id": record.id, "key": record.batch_key, "flags": record.flags})
     out["warnings"] += [
         {"id": record.id, "key": record.batch_key, "check": w["check"], "message": w["message"]}
@@ -232,3 +232,36 @@ def check_file(
             newest_time=newest,
         ),
     )
+
+
+def batch_flags(
+    ledger: Ledger, batches: Sequence[BatchRecord], *, since: str | None = None
+) -> dict[int, list[str]]:
+    """The flags of the usable (accepted or released) ``batches`` whose rows reach
+    ``since``, by batch id.
+
+    ``since`` is the oldest time a training window keeps (a snapshot's ``time_min``);
+    a batch whose newest row is older was not trained on. ``None`` keeps every batch.
+    Only flagged batches are in the result, e.g. ``{7: ["VOLUME_ANOMALY"]}``.
+    """
+    flagged = {b.id: b.flags for b in batches if b.flags and b.status in ("accepted", "released")}
+    if since is None or not flagged:
+        return flagged
+    kept = {}
+    for batch in batches:
+        if batch.id in flagged:
+            newest = ledger.time_max(batch)
+            if newest is None or _later(newest, since) == newest:  # reaches into the window
+                kept[batch.id] = flagged[batch.id]
+    return kept
+
+
+def _later(a: str, b: str) -> str:
+    """The later of two stored time values (``a`` when they are equal or not comparable)."""
+    numbers = pd.to_numeric(pd.Series([a, b]), errors="coerce")
+    if numbers.notna().all():
+        return a if numbers[0] >= numbers[1] else b
+    times = pd.to_datetime(pd.Series([a, b]), errors="coerce", format="ISO8601", utc=True)
+    if times.isna().any():
+        return a
+    return a if times[0] >= times[1] else b
