@@ -245,3 +245,21 @@ def test_coverage_of_a_known_auc_difference_is_close_to_nominal() -> None:
         hits += lo <= true <= hi
     # nominal 0.90; standard error over 150 replications is about 0.025
     assert 0.82 <= hits / reps <= 0.97
+
+
+def test_resamples_in_chunks_equal_one_draw(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large holdouts are resampled in chunks (bounded memory) with the same indices."""
+    import retrainer.evaluate.bootstrap as bootstrap
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, size=301)
+    champ, cand = rng.random(301), rng.random(301)
+
+    def run() -> tuple[float, float, float]:
+        return paired_bootstrap(
+            "roc_auc", y, champ, cand, resamples=250, confidence=0.95, rng=np.random.default_rng(8)
+        )
+
+    whole = run()
+    monkeypatch.setattr(bootstrap, "CHUNK_CELLS", 301 * 7)  # 7 resamples per chunk
+    assert run() == whole

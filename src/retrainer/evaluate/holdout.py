@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from retrainer.errors import EvaluationError
-from retrainer.evaluate.bootstrap import batch_metric
+from retrainer.evaluate.bootstrap import batch_metric, resampled
 from retrainer.evaluate.metrics import METRICS
 
 __all__ = ["champion_on_holdouts", "check_holdout", "min_holdout_rows", "min_resamples"]
@@ -105,9 +105,9 @@ def champion_on_holdouts(
     (y0, o0), (y1, o1) = original, new
     before = float(batch_metric(name, y0[None, :], o0[None, :])[0])
     after = float(batch_metric(name, y1[None, :], o1[None, :])[0])
-    i0 = rng.integers(0, len(y0), size=(resamples, len(y0)))
-    i1 = rng.integers(0, len(y1), size=(resamples, len(y1)))
-    diffs = sign * (batch_metric(name, y1[i1], o1[i1]) - batch_metric(name, y0[i0], o0[i0]))
+    [m0] = resampled(name, y0, [o0], resamples=resamples, rng=rng)
+    [m1] = resampled(name, y1, [o1], resamples=resamples, rng=rng)
+    diffs = sign * (m1 - m0)
     alpha = 1.0 - confidence
     if np.isnan(diffs).all():
         lo = hi = float("nan")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from retrainer.evaluate.bootstrap import batch_metric
+from retrainer.evaluate.bootstrap import resampled
 from retrainer.evaluate.decision import GateResult
 from retrainer.evaluate.metrics import METRICS
 from retrainer.evaluate.outputs import safe_score
@@ -219,10 +219,8 @@ def _slice_row(
     if not (np.isfinite(cand) and np.isfinite(champ)):
         row["status"] = "undefined"
         return row
-    draw = rng.integers(0, len(idx), size=(resamples, len(idx)))
-    diffs = sign * (
-        batch_metric(metric, ys[draw], cs[draw]) - batch_metric(metric, ys[draw], hs[draw])
-    )
+    cand_r, champ_r = resampled(metric, ys, [cs, hs], resamples=resamples, rng=rng)
+    diffs = sign * (cand_r - champ_r)
     diffs = diffs[np.isfinite(diffs)]
     if len(diffs) == 0:
         row["status"] = "undefined"
