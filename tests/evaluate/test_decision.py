@@ -81,3 +81,26 @@ def test_records_and_gates_are_immutable() -> None:
         OK.status = "fail"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         record(OK).gates = ()  # type: ignore[misc]
+
+
+def test_the_stored_dict_is_strict_json_even_with_undefined_numbers() -> None:
+    import json
+    import math
+
+    from retrainer.evaluate import DecisionRecord, GateResult
+
+    gate = GateResult(
+        "slices",
+        "not_evaluable",
+        "metric undefined",
+        value=math.nan,
+        numbers={"ci": [math.inf, 0.5]},
+        details=({"candidate": math.nan, "rows": 3},),
+    )
+    rec = DecisionRecord("roc_auc", math.nan, None, None, 10, (gate,), extra={"x": (1.0, math.nan)})
+    d = rec.to_dict()
+    json.dumps(d, allow_nan=False)  # PostgreSQL's JSON refuses NaN
+    assert d["candidate_metric"] is None
+    assert d["gates"][0]["value"] is None and d["gates"][0]["numbers"] == {"ci": [None, 0.5]}
+    assert d["gates"][0]["details"] == [{"candidate": None, "rows": 3}]
+    assert d["extra"] == {"x": [1.0, None]}

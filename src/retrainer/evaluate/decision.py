@@ -16,6 +16,7 @@ A record passes only when every gate is ``pass`` or ``skipped``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -104,15 +105,33 @@ class DecisionRecord:
         return f"{verdict}: " + "; ".join(g.reason for g in shown)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict, including ``passed`` and ``summary``."""
-        return {
-            "metric": self.metric,
-            "candidate_metric": self.candidate_metric,
-            "champion_metric": self.champion_metric,
-            "champion_version": self.champion_version,
-            "holdout_rows": self.holdout_rows,
-            "gates": [g.to_dict() for g in self.gates],
-            "extra": dict(self.extra),
-            "passed": self.passed,
-            "summary": self.summary(),
-        }
+        """A JSON-ready dict, including ``passed`` and ``summary``.
+
+        Non-finite floats (an undefined metric) become ``None``: strict JSON, which
+        PostgreSQL's JSON columns require, has no NaN.
+        """
+        out: dict[str, Any] = _finite_or_none(
+            {
+                "metric": self.metric,
+                "candidate_metric": self.candidate_metric,
+                "champion_metric": self.champion_metric,
+                "champion_version": self.champion_version,
+                "holdout_rows": self.holdout_rows,
+                "gates": [g.to_dict() for g in self.gates],
+                "extra": dict(self.extra),
+                "passed": self.passed,
+                "summary": self.summary(),
+            }
+        )
+        return out
+
+
+def _finite_or_none(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (at any depth) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(v) for v in value]
+    return value
