@@ -280,3 +280,15 @@ def test_bi09_invalid_utf8_is_quarantined_naming_the_byte_offset(served: Path) -
     unreadable = failure(batches["b2-latin1.csv"], "UNREADABLE")
     assert f"byte 0xe9 at byte offset {offset + 3}" in unreadable["message"]
     assert batches["b2-latin1.csv"].snapshot_id is None
+
+
+def test_bi07_a_redelivered_batch_is_quarantined_as_a_duplicate(served: Path) -> None:
+    add_batch(served, "b1-again", synthetic_batch(1, 400, start_day=0))  # b1's rows, renamed
+
+    result, batches = screen(served)
+
+    assert_quarantined_and_no_retrain(served, result, "b1-again.parquet")
+    again = failure(batches["b1-again.parquet"], "DUPLICATE_BATCH")
+    original = batches["b1.parquet"]
+    assert again["details"] == {"duplicate_of": f"{original.id} (b1.parquet)"}
+    assert again["count"] == 400

@@ -15,9 +15,9 @@ Failure codes: ``EMPTY_BATCH``, ``TOO_FEW_ROWS``, ``TOO_MANY_ROWS``,
 ``DUPLICATE_COLUMN``, ``MISSING_COLUMN``, ``EXTRA_COLUMN`` (policy ``reject``),
 ``WRONG_DTYPE``, ``NON_FINITE``, ``OUT_OF_RANGE``, ``NULL_STORM``, ``UNSEEN_CATEGORY``
 (policy ``reject``), ``DUPLICATE_ROWS`` / ``DUPLICATE_KEYS`` (policy ``reject``),
-``TIME_ORDER``; ``SCHEMA_CHECK`` for anything else pandera reports. Warning codes:
-``VOLUME_ANOMALY``, ``UNSEEN_CATEGORY``, ``EXTRA_COLUMN``, ``DUPLICATE_ROWS``,
-``DUPLICATE_KEYS``.
+``DUPLICATE_BATCH`` (the rows of a batch already accepted), ``TIME_ORDER``;
+``SCHEMA_CHECK`` for anything else pandera reports. Warning codes: ``VOLUME_ANOMALY``,
+``UNSEEN_CATEGORY``, ``EXTRA_COLUMN``, ``DUPLICATE_ROWS``, ``DUPLICATE_KEYS``.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ _CODE_ORDER = [
     "UNSEEN_CATEGORY",
     "DUPLICATE_ROWS",
     "DUPLICATE_KEYS",
+    "DUPLICATE_BATCH",
     "TIME_ORDER",
     "SCHEMA_CHECK",
 ]

@@ -4,8 +4,9 @@ Dtype and value predicates (used by the pandera schema of :mod:`retrainer.data.c
 only *detect*: a column is never converted. The statistical checks judge a whole batch:
 null rates against a reference (``NULL_STORM``), categories outside the known set
 (``UNSEEN_CATEGORY``), exact duplicate rows and duplicate keys (``DUPLICATE_ROWS``,
-``DUPLICATE_KEYS``), time going backwards or behind the watermark (``TIME_ORDER``) and
-the batch size against the previous accepted batch (``VOLUME_ANOMALY``).
+``DUPLICATE_KEYS``), a batch identical to an accepted one (``DUPLICATE_BATCH``), time
+going backwards or behind the watermark (``TIME_ORDER``) and the batch size against the
+previous accepted batch (``VOLUME_ANOMALY``).
 """
 
 from __future__ import annotations
@@ -64,12 +65,15 @@ class BatchContext:
         reference: How to name that reference in messages.
         newest_time: The newest time value of the accepted data (ISO-8601 or a number
             as text), the watermark of ``time_order: watermark``.
+        duplicate_of: A batch already accepted with exactly these rows (its id and key,
+            e.g. ``"3 (b1.parquet)"``): the batch is a re-delivery, ``DUPLICATE_BATCH``.
     """
 
     previous_rows: int | None = None
     reference_null_shares: Mapping[str, float] | None = None
     reference: str = "the reference data"
     newest_time: str | None = None
+    duplicate_of: str | None = None
 
 
 @dataclass
@@ -229,6 +233,19 @@ def statistical_checks(
     if contract.time_order != "none" and time_column in usable:
         _time_order(df[time_column], str(time_column), contract, context, found)
     _volume(len(df), contract, context, found)
+    if context.duplicate_of is not None:
+        found.add(
+            ContractFailure(
+                check="DUPLICATE_BATCH",
+                column=None,
+                message=f"the batch holds exactly the rows of batch {context.duplicate_of}, "
+                "already accepted: a re-delivery would count every row twice",
+                examples=[],
+                count=len(df),
+                details={"duplicate_of": context.duplicate_of},
+            ),
+            fails=True,
+        )
     return found
 
 

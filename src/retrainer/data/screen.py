@@ -74,6 +74,7 @@ def screen_pending(
                 reference_null_shares=ref.null_shares if ref else None,
                 reference=ref.label if ref else "the reference data",
                 newest_time=newest,
+                duplicate_of=_same_rows(batch, history),
             )
             record = _screen(ledger, spec, batch, load(batch.snapshot_id), context, actor, remember)
             _report(out, record)
@@ -137,6 +138,16 @@ def _screen(
         expected=("pending",),
         snapshot_id=snapshot_id,
     )
+
+
+def _same_rows(batch: BatchRecord, history: Sequence[BatchRecord]) -> str | None:
+    """An accepted batch with exactly the rows of ``batch`` (snapshots are content-addressed:
+    equal rows share a snapshot record), as ``"ID (KEY)"``."""
+    for other in history:
+        received = (other.reasons.get("deduplicated") or {}).get("received_snapshot_id")
+        if batch.snapshot_id in (other.snapshot_id, received):
+            return f"{other.id} ({other.batch_key})"
+    return None
 
 
 def _report(out: dict[str, Any], record: BatchRecord) -> None:
