@@ -130,15 +130,20 @@ def explain_cmd(
         return
     d = data["decision"]
     verdict = "PASSED" if d.get("passed") else "BLOCKED"
-    c.print(bold(f"{data['model']}:{data['version']} {verdict}"), f"  {d.get('summary', '')}")
+    c.print(
+        bold(f"{data['model']}:{data['version']} {verdict}"),
+        f"  {d.get('summary', '')}",
+        soft_wrap=True,
+    )
     champ = d.get("champion_version")
     c.print(
         f"{d.get('metric')}: candidate {fmt_metric(d.get('candidate_metric'))}"
         + (f", champion v{champ} {fmt_metric(d.get('champion_metric'))}" if champ else "")
-        + f" on {d.get('holdout_rows')} holdout rows"
+        + f" on {d.get('holdout_rows')} holdout rows",
+        soft_wrap=True,
     )
     for line in data["facts"]:
-        c.print(line)
+        c.print(line, soft_wrap=True)
     gates = d.get("gates") or []
     c.print(
         table(
