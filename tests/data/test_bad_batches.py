@@ -204,6 +204,26 @@ def test_bi05_volume_anomaly_is_accepted_and_flagged(served: Path) -> None:
         assert accepted.payload["flags"] == ["VOLUME_ANOMALY"]
 
 
+def test_bi05_a_candidate_trained_on_a_flagged_batch_is_not_auto_promoted(
+    served: Path,
+) -> None:
+    add_batch(served, "b2-huge", good(2, rows=4000))
+    with Workspace.open(served) as ws:
+        result = run_cycle(ws, actor="t", manual_reason="retrain on the big batch")
+        version = result.version
+        assert version == 2 and not result.promoted
+        assert ws.registry.get(MODEL, version).gates_passed  # the gates were not the reason
+        assert ws.registry.get_alias(MODEL, CHAMPION) == 1
+        huge = next(b for b in ws.ledger.batches(MODEL) if b.batch_key == "b2-huge.parquet")
+        assert result.outcome == (
+            f"version 2 passed its gates but was trained on batch {huge.id} flagged "
+            "VOLUME_ANOMALY: not promoted automatically, it awaits approval "
+            f"(retrainer promote {MODEL} 2)"
+        )
+        lineage = ws.registry.get(MODEL, version).lineage
+        assert lineage["data_flags"] == {str(huge.id): ["VOLUME_ANOMALY"]}
+
+
 def test_bi06_unseen_categories_flag_or_reject(served: Path) -> None:
     set_contract(served, "columns: {color: {allowed: [red, green, blue], max_unseen_share: 0.05}}")
     purple = good(2)

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from retrainer.data.contract import AUTO_PROMOTION_BLOCKERS
 from retrainer.data.ledger import SnapshotRecord
 from retrainer.data.rules import null_shares
-from retrainer.data.screen import Reference, screen_pending
+from retrainer.data.screen import Reference, batch_flags, screen_pending
 from retrainer.data.sources import BatchRef
 from retrainer.errors import ConflictError, DataSourceError, DiskFullError, RetrainerError
 from retrainer.evaluate.compare import evaluate_candidate
@@ -174,6 +175,15 @@ def run_cycle(
         return CycleResult(run.id, model, status, outcome, resumed, cycle.outputs)
     finally:
         ws.leases.release(lease, holder, token)
+
+
+def _held_by_flags(flags: dict[str, list[str]]) -> str:
+    """Which flagged batches hold back automatic promotion, in words ('' when none)."""
+    held = {
+        batch: sorted(set(codes) & AUTO_PROMOTION_BLOCKERS)
+        for batch, codes in sorted(flags.items(), key=lambda kv: int(kv[0]))
+    }
+    return ", ".join(f"batch {b} flagged {' and '.join(c)}" for b, c in held.items() if c)
 
 
 def _why(exc: BaseException) -> str:
@@ -419,6 +429,12 @@ class _Cycle:
             "max_batch_id": max(b.id for b in batches),
             "idempotency_key": key,
             "holdout_rows_dropped": overlap,
+            "data_flags": {
+                str(k): v
+                for k, v in batch_flags(
+                    ledger, batches, since=tsnap.time_min if tcol else None
+                ).items()
+            },
         }
         other = self.ws.journal.claim_key(self.run_id, key)
         if other is not None:
@@ -465,6 +481,7 @@ class _Cycle:
             "seed": self.spec.train.seed,
             "environment": capture_environment(self.ws.root),
             "leakage": leakage.to_dict(),
+            "data_flags": ds.get("data_flags", {}),
         }
         version = reg.create_version(
             self.model,
@@ -589,6 +606,14 @@ class _Cycle:
             return {
                 "promoted": False,
                 "outcome": f"version {version} passed its gates and awaits approval "
+                f"(retrainer promote {self.model} {version})",
+            }
+        held = _held_by_flags(self.outputs["datasets"].get("data_flags", {}))
+        if held:
+            return {
+                "promoted": False,
+                "outcome": f"version {version} passed its gates but was trained on {held}: "
+                f"not promoted automatically, it awaits approval "
                 f"(retrainer promote {self.model} {version})",
             }
         reason = f"auto-promoted: gates passed (run {self.run_id[:8]})"
