@@ -1,8 +1,10 @@
 """Drift of a batch against a reference: statistics, reference profiles, reports.
 
 * :mod:`~retrainer.monitor.drift.stats`: two-sample tests and distances as pure
-  functions, equal to scipy's (KS, chi-square, Wasserstein) and fast against a
-  pre-sorted reference; PSI, Jensen-Shannon; multiple-testing correction.
+  functions, equal to scipy's (KS, Welch's t, chi-square, Wasserstein) and fast against
+  a pre-sorted reference (the batch placed in it once, :mod:`~retrainer.monitor.drift.sample`;
+  Wasserstein's two exact paths in :mod:`~retrainer.monitor.drift.wasserstein`); PSI,
+  Jensen-Shannon; multiple-testing correction.
 * :mod:`~retrainer.monitor.drift.profile`: :class:`ReferenceProfile`, built once from
   the reference frame, stored as bytes, enough to check any batch.
 * :mod:`~retrainer.monitor.drift.report`: :func:`drift_report` and the rule that says
@@ -26,14 +28,17 @@ from retrainer.monitor.drift.report import (
     drift_report,
 )
 from retrainer.monitor.drift.stats import (
+    LocationStats,
     SortedSample,
     TestResult,
     chi2_test,
+    combined_p_value,
     correct_pvalues,
     js_distance,
     ks_test,
     psi,
     wasserstein,
+    welch_t_test,
 )
 
 __all__ = [
@@ -43,12 +48,14 @@ __all__ = [
     "DriftConfig",
     "DriftReport",
     "FeatureDrift",
+    "LocationStats",
     "NumericProfile",
     "ReferenceProfile",
     "SortedSample",
     "Status",
     "TestResult",
     "chi2_test",
+    "combined_p_value",
     "correct_pvalues",
     "domain_classifier",
     "drift_report",
@@ -56,4 +63,5 @@ __all__ = [
     "ks_test",
     "psi",
     "wasserstein",
+    "welch_t_test",
 ]
