@@ -27,6 +27,7 @@ from retrainer.monitor.drift.stats import (
     chi2_test,
     correct_pvalues,
     js_distance,
+    ks_sf,
     ks_statistic,
     ks_test,
     psi,
@@ -130,6 +131,29 @@ def test_ks_asymptotic_regime_equals_scipy(case: str) -> None:
     assert ours.p_value == pytest.approx(float(theirs.pvalue), abs=1e-9)
     w = wasserstein(SortedSample.from_values(ref), cur).statistic
     assert close(w, float(sst.wasserstein_distance(ref, cur)))
+
+
+@pytest.mark.parametrize("n", [10_001, 150_000, 500_000])
+@pytest.mark.parametrize("t", [0.5, 2.0, 8.0, 10.0, 10.8, 11.5, 14.0, 40.0, 400.0])
+def test_ks_sf_equals_scipy_within_1e9_also_where_it_takes_the_bound(n: int, t: float) -> None:
+    d = math.sqrt(t / n)  # t = n·d²: the bound 2·exp(-2t) is <= 1e-9 from t ~ 10.7
+    ours, theirs = ks_sf(d, n), float(sst.kstwo.sf(d, n))
+    assert abs(ours - theirs) <= 1e-9
+    assert 0.0 <= ours <= 1.0
+    if t >= 11:  # the shortcut: never above the bound, and not rounded to 0 needlessly
+        bound = 2 * math.exp(-2 * t)
+        assert ours <= bound * (1 + 1e-9)
+        assert ours > 0 or bound < 1e-300
+
+
+def test_ks_p_value_of_a_clear_shift_in_large_samples_equals_scipy() -> None:
+    rng = np.random.default_rng(11)
+    ref, cur = rng.normal(size=200_000), rng.normal(0.02, 1, 200_000)
+    ours = ks_test(SortedSample.from_values(ref), cur)
+    theirs = sst.ks_2samp(ref, cur)
+    assert ours.statistic == pytest.approx(float(theirs.statistic), abs=1e-12)
+    assert float(theirs.pvalue) < 1e-9  # where ks_sf skips scipy's series
+    assert abs(ours.p_value - float(theirs.pvalue)) <= 1e-9
 
 
 def test_ks_exact_regime_at_the_boundary() -> None:
