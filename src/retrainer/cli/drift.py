@@ -31,6 +31,12 @@ class _NumericEffect(StrEnum):
     wasserstein = "wasserstein"
 
 
+class _NumericTest(StrEnum):
+    ks_t = "ks+t"
+    ks = "ks"
+    t = "t"
+
+
 class _CategoricalEffect(StrEnum):
     cramers_v = "cramers_v"
     psi = "psi"
@@ -116,6 +122,13 @@ def drift_cmd(
     min_samples: Annotated[
         int, typer.Option(help="Usable values needed on each side to judge a feature.")
     ] = 200,
+    numeric_test: Annotated[
+        _NumericTest,
+        typer.Option(
+            help="Test for numeric features: ks+t (Kolmogorov-Smirnov and Welch's t, "
+            "Bonferroni-combined), ks, or t."
+        ),
+    ] = _NumericTest.ks_t,
     numeric_effect: Annotated[
         _NumericEffect, typer.Option(help="Effect size for numeric features.")
     ] = _NumericEffect.psi,
@@ -132,8 +145,8 @@ def drift_cmd(
 ) -> None:
     """Compare two data files feature by feature: which features drifted, and how much.
 
-    Numeric features: Kolmogorov-Smirnov test, PSI, Jensen-Shannon and Wasserstein
-    distances; categorical ones: chi-square test, Cramér's V, PSI, unseen categories.
+    Numeric features: Kolmogorov-Smirnov and Welch's t tests, PSI, Jensen-Shannon and
+    Wasserstein distances; categorical ones: chi-square test, Cramér's V, PSI, unseen categories.
     A feature drifts when its effect size reaches --min-effect and its corrected
     p-value is below --alpha. Exits 0 whether or not anything drifted.
 
@@ -148,6 +161,7 @@ def drift_cmd(
             alpha=alpha,
             correction=correction.value,
             min_samples=min_samples,
+            numeric_test=numeric_test.value,
             numeric_effect=numeric_effect.value,
             categorical_effect=categorical_effect.value,
             domain_classifier=domain_classifier,

@@ -93,10 +93,14 @@ def test_no_drift_also_exits_zero_and_options_apply(tmp_path: Path) -> None:
         "bonferroni",
         "--numeric-effect",
         "ks",
+        "--numeric-test",
+        "ks",
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["drifted"] == []
+    assert data["config"]["numeric_test"] == "ks"
+    assert {f["test"] for f in data["features"] if f["kind"] == "numeric"} == {"ks"}
     ident = next(f for f in data["features"] if f["feature"] == "[red]id[/red]")
     assert ident["kind"] == "categorical" and ident["min_effect"] == 0.05
     assert data["config"]["correction"] == "bonferroni"
