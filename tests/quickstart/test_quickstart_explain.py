@@ -40,6 +40,7 @@ def test_explain_shows_why_the_champion_was_promoted(
     assert re.search(r"\[-?\d\.\d+, -?\d\.\d+\]", text)
     assert "roc_auc: candidate 0." in text and "holdout rows" in text
     assert "why it was trained: " in text
+    assert "champion on its own holdout and on this one: " in text
     html = page.read_text()
     assert "PASSED" in html and html.count("data:image/png;base64,") >= 1
 

@@ -37,6 +37,7 @@ def _ci(gate: dict[str, Any]) -> str:
 def _facts(v: dict[str, Any]) -> list[str]:
     """Short lines about where the version came from."""
     lin = v.get("lineage") or {}
+    holdouts = ((v.get("decision") or {}).get("extra") or {}).get("champion_holdouts")
     out = [
         f"status {v['status']}; aliases {', '.join(v['aliases']) or 'none'}; "
         f"created {str(v['created_at'])[:19]} by {v['created_by']}"
@@ -50,6 +51,8 @@ def _facts(v: dict[str, Any]) -> list[str]:
             f"{str(lin.get('train_sha256'))[:12]}), judged on holdout snapshot sha256 "
             f"{str(lin.get('holdout_sha256'))[:12]}"
         )
+    if isinstance(holdouts, dict) and holdouts.get("reason"):
+        out.append(f"champion on its own holdout and on this one: {holdouts['reason']}")
     leak = lin.get("leakage")
     if isinstance(leak, dict) and leak.get("features"):
         strongest = max(leak["features"], key=lambda f: f["value"])
@@ -130,9 +133,10 @@ def explain_cmd(
         return
     d = data["decision"]
     verdict = "PASSED" if d.get("passed") else "BLOCKED"
+    summary = str(d.get("summary", "")).removeprefix("passed: ").removeprefix("failed: ")
     c.print(
         bold(f"{data['model']}:{data['version']} {verdict}"),
-        f"  {d.get('summary', '')}",
+        f"  {summary}",
         soft_wrap=True,
     )
     champ = d.get("champion_version")

@@ -249,7 +249,9 @@ def render_decision_html(
     return env.from_string(_TEMPLATE).render(
         d={
             "passed": bool(decision.get("passed")),
-            "summary": decision.get("summary", ""),
+            "summary": str(decision.get("summary", ""))
+            .removeprefix("passed: ")
+            .removeprefix("failed: "),
             "metric": decision.get("metric", "metric"),
             "candidate_metric": decision.get("candidate_metric"),
             "champion_metric": decision.get("champion_metric"),
