@@ -19,8 +19,6 @@ it does not carry are left out, never invented.
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -28,6 +26,8 @@ from typing import Any
 import jinja2
 import numpy as np
 from matplotlib.figure import Figure
+
+from retrainer.figures import plain, png_base64
 
 __all__ = ["render_decision_html"]
 
@@ -103,17 +103,6 @@ def _cell(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def _plain(text: str) -> str:
-    """Text matplotlib shows as given: ``$`` would start mathtext."""
-    return text.replace("$", r"\$")
-
-
-def _png(fig: Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def _finite(*values: Any) -> bool:
     return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
 
@@ -132,12 +121,12 @@ def _ci_plot(gates: Sequence[Mapping[str, Any]]) -> str | None:
             ax.plot([g["value"]], [i], "o", color="black", markersize=4)
         if _finite(g.get("threshold")):
             ax.plot([g["threshold"]], [i], "|", color="black", markersize=16, mew=2)
-    ax.set_yticks(range(len(rows)), [_plain(str(g["name"])) for g in reversed(rows)])
+    ax.set_yticks(range(len(rows)), [plain(str(g["name"])) for g in reversed(rows)])
     ax.axvline(0.0, color="#999", linewidth=0.8, linestyle=":")
     ax.set_xlabel("bar: confidence interval, dot: value, tick: threshold")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
-    return _png(fig)
+    return png_base64(fig)
 
 
 def _xy(side: Any) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None:
@@ -177,7 +166,7 @@ def _curves_plot(curves: Any) -> str | None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    return _png(fig)
+    return png_base64(fig)
 
 
 def _residuals_plot(residuals: Any) -> str | None:
@@ -202,7 +191,7 @@ def _residuals_plot(residuals: Any) -> str | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _png(fig)
+    return png_base64(fig)
 
 
 def _slice_plot(gate: Mapping[str, Any]) -> str | None:
@@ -214,18 +203,18 @@ def _slice_plot(gate: Mapping[str, Any]) -> str | None:
     if not rows:
         return None
     label_key = next((k for k in ("slice", "group", "name") if k in rows[0]), None)
-    labels = [_plain(str(r.get(label_key, i)) if label_key else str(i)) for i, r in enumerate(rows)]
+    labels = [plain(str(r.get(label_key, i)) if label_key else str(i)) for i, r in enumerate(rows)]
     x = np.arange(len(rows))
     fig = Figure(figsize=(7.5, 3.0), dpi=90)
     ax = fig.subplots()
     ax.bar(x - 0.2, [r["champion"] for r in rows], 0.4, color=_CHAMP, label="champion")
     ax.bar(x + 0.2, [r["candidate"] for r in rows], 0.4, color=_CAND, label="candidate")
     ax.set_xticks(x, [s if len(s) <= 18 else s[:17] + "…" for s in labels], rotation=30, ha="right")
-    ax.set_title(_plain(str(gate.get("name"))), fontsize=10)
+    ax.set_title(plain(str(gate.get("name"))), fontsize=10)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _png(fig)
+    return png_base64(fig)
 
 
 def render_decision_html(

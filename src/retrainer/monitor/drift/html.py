@@ -9,9 +9,6 @@ ones (the 15 largest categories, the rest pooled as "(other)"). Every text is es
 
 from __future__ import annotations
 
-import base64
-import errno
-import io
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +17,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from retrainer.errors import DataSourceError, DiskFullError
+from retrainer.figures import plain, png_base64
 from retrainer.monitor.drift.columns import category_counts, category_keys, numeric_values
 from retrainer.monitor.drift.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 from retrainer.monitor.drift.report import DriftReport, FeatureDrift
 from retrainer.monitor.drift.stats import sorted_quantiles
+from retrainer.textfile import write_text_atomic
 
 __all__ = ["render_html", "write_html"]
 
@@ -89,17 +87,6 @@ def _css(status: str) -> str:
     return status if status in ("drift", "no_drift") else "other"
 
 
-def _plain(text: str) -> str:
-    """Text matplotlib shows as given: ``$`` would start mathtext."""
-    return text.replace("$", r"\$")
-
-
-def _png(fig: Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def _numeric_plot(f: FeatureDrift, p: NumericProfile, current: pd.Series[Any]) -> str | None:
     values = numeric_values(current)
     if values is None:
@@ -121,11 +108,11 @@ def _numeric_plot(f: FeatureDrift, p: NumericProfile, current: pd.Series[Any]) -
         counts, _ = np.histogram(np.clip(data, lo, hi), bins=edges)
         ax.stairs(counts / data.size, edges, fill=True, alpha=0.45, color=color, label=label)
     ax.set_ylabel("share of values")
-    ax.set_title(_plain(f"{f.feature} ({f.status})"), fontsize=10)
+    ax.set_title(plain(f"{f.feature} ({f.status})"), fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _png(fig)
+    return png_base64(fig)
 
 
 def _categorical_plot(
@@ -153,14 +140,14 @@ def _categorical_plot(
     ax = fig.subplots()
     ax.bar(x - 0.2, ref_vals, 0.4, color=_REF, label="reference")
     ax.bar(x + 0.2, cur_vals, 0.4, color=_CUR, label="current")
-    ticks = [_plain(s if len(s) <= 18 else s[:17] + "…") for s in shown]
+    ticks = [plain(s if len(s) <= 18 else s[:17] + "…") for s in shown]
     ax.set_xticks(x, ticks, rotation=30, ha="right")
     ax.set_ylabel("share of values")
-    ax.set_title(_plain(f"{f.feature} ({f.status})"), fontsize=10)
+    ax.set_title(plain(f"{f.feature} ({f.status})"), fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    return _png(fig)
+    return png_base64(fig)
 
 
 def render_html(
@@ -215,14 +202,4 @@ def write_html(
         DataSourceError: ``path`` cannot be written (its folder is missing...).
         DiskFullError: no space left.
     """
-    html = render_html(report, profile, current, **kwargs)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(html, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
-            raise DiskFullError(f"no space left writing {path}") from exc
-        raise DataSourceError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    return path
+    return write_text_atomic(path, render_html(report, profile, current, **kwargs))
