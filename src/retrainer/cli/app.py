@@ -23,6 +23,7 @@ import typer
 from retrainer.cli import audit, contract, loop, models, monitor, quarantine
 from retrainer.cli.drift import drift_cmd
 from retrainer.cli.explain import explain_cmd
+from retrainer.cli.serve import serve_cmd
 from retrainer.cli.watch import watch_cmd
 
 __all__ = ["app", "main"]
@@ -58,6 +59,7 @@ app.command("drift")(drift_cmd)
 app.command("watch")(watch_cmd)
 app.command("monitor")(monitor.monitor_cmd)
 app.command("explain")(explain_cmd)
+app.command("serve")(serve_cmd)
 models_app.command("list")(models.models_list)
 models_app.command("show")(models.models_show)
 audit_app.command("log")(audit.audit_log)

@@ -1,0 +1,103 @@
+"""``retrainer serve``: the prediction server (FastAPI + uvicorn) for the workspace's champion."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from retrainer.cli.common import WorkspaceOpt, console, guard
+
+__all__ = ["serve_cmd"]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve_cmd(
+    workspace: WorkspaceOpt = Path(),
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Address to bind. Anything but loopback needs RETRAINER_SERVE_TOKEN set "
+            "(then /v1/* requires 'Authorization: Bearer <token>').",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Worker processes (each loads the models).")
+    ] = 1,
+    poll: Annotated[
+        float,
+        typer.Option("--poll", min=0.01, help="Seconds between checks of the champion alias."),
+    ] = 2.0,
+    max_body: Annotated[
+        int,
+        typer.Option("--max-body-bytes", min=1, help="Larger request bodies get 413."),
+    ] = 1_048_576,
+    log_queue: Annotated[
+        int,
+        typer.Option(
+            "--log-queue",
+            min=1,
+            help="Prediction log rows held in memory; beyond that they are dropped and counted.",
+        ),
+    ] = 10_000,
+) -> None:
+    """Serve predictions from the champion, following promotions without downtime.
+
+    Endpoints: POST /v1/models/NAME/predict, POST /v1/models/NAME/feedback,
+    GET /v1/models, /health, /ready, /metrics (Prometheus). See docs/serving.md.
+
+    Example: [bold]retrainer serve -w rain-demo --port 8000 --poll 5[/bold]
+
+    Example: [bold]RETRAINER_SERVE_TOKEN=s3cret retrainer serve --host 0.0.0.0 --workers 2[/bold]
+    """
+    import uvicorn
+
+    from retrainer.service.app import ENV_CONFIG, ENV_TOKEN, ENV_WORKSPACE, create_app
+    from retrainer.service.state import ServiceConfig
+    from retrainer.workspace import Workspace
+
+    token = os.environ.get(ENV_TOKEN) or None
+    if not _is_loopback(host) and token is None:
+        raise typer.BadParameter(
+            f"refusing to bind {host}: the server has no other authentication; set "
+            f"{ENV_TOKEN} (callers then send 'Authorization: Bearer <token>') or bind "
+            "127.0.0.1 behind an authenticating proxy",
+            param_hint="--host",
+        )
+    config = ServiceConfig(
+        poll_seconds=poll, max_body_bytes=max_body, log_queue=log_queue, token=token
+    )
+    c = console(stderr=True)
+    if workers == 1:
+        app = guard(lambda: create_app(workspace, config=config))
+        c.print(f"serving {workspace.resolve()} on http://{host}:{port}")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+        return
+    guard(lambda: Workspace.open(workspace).close())  # a bad spec fails here, not per worker
+    os.environ[ENV_WORKSPACE] = str(workspace.resolve())
+    os.environ[ENV_CONFIG] = json.dumps(
+        {"poll_seconds": poll, "max_body_bytes": max_body, "log_queue": log_queue}
+    )
+    c.print(f"serving {workspace.resolve()} on http://{host}:{port} with {workers} workers")
+    uvicorn.run(
+        "retrainer.service.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
