@@ -22,6 +22,8 @@ from retrainer.data.ledger import SnapshotRecord
 from retrainer.data.rules import null_shares
 from retrainer.data.screen import Reference, batch_flags, screen_pending
 from retrainer.data.sources import BatchRef
+from retrainer.deploy.rollout import start_rollout
+from retrainer.deploy.store import RolloutStore
 from retrainer.errors import ConflictError, DataSourceError, DiskFullError, RetrainerError
 from retrainer.evaluate.compare import evaluate_candidate
 from retrainer.evaluate.metrics import METRICS
@@ -255,6 +257,14 @@ class Steps:
                 "succeeded",
                 f"no retrain: version {waiting} awaits approval",
                 {"fire": False, "kind": "none", "reason": f"version {waiting} awaits approval"},
+            )
+        rolling = RolloutStore(self.ws.db).active(self.model)
+        if rolling is not None and self.manual_reason is None:
+            why = f"version {rolling.candidate} is in a {rolling.strategy} rollout"
+            raise Stop(
+                "succeeded",
+                f"no retrain: {why}",
+                {"fire": False, "kind": "none", "reason": why},
             )
         decision = decide(self.spec, ctx)
         if not decision.fire:
@@ -490,6 +500,8 @@ class Steps:
                 f"not promoted automatically, it awaits approval "
                 f"(retrainer promote {self.model} {version})",
             }
+        if self.spec.deploy.strategy != "direct" and expected is not None:
+            return self._start_rollout(version, expected, current)
         reason = f"auto-promoted: gates passed (run {self.run_id[:8]})"
         try:
             promote(
@@ -504,3 +516,32 @@ class Steps:
             return {"promoted": False, "outcome": f"version {version} not promoted: {exc}"}
         was = "none" if expected is None else f"version {expected}"
         return {"promoted": True, "outcome": f"version {version} promoted (champion was {was})"}
+
+    def _start_rollout(self, version: int, expected: int, current: int | None) -> dict[str, Any]:
+        """deploy.strategy shadow/canary: the candidate starts a rollout, not promoted yet."""
+        strategy = self.spec.deploy.strategy
+        if current != expected:
+            return {
+                "promoted": False,
+                "outcome": f"version {version} not rolled out: the champion moved from "
+                f"version {expected} to {current} meanwhile",
+            }
+        try:
+            rollout = start_rollout(
+                self.ws,
+                self.model,
+                version,
+                actor=self.actor,
+                reason=f"gates passed (run {self.run_id[:8]})",
+            )
+        except ConflictError as exc:
+            active = RolloutStore(self.ws.db).active(self.model)
+            if active is None or active.candidate != version:  # else: resumed after a crash
+                return {"promoted": False, "outcome": f"version {version} not rolled out: {exc}"}
+            rollout = active
+        return {
+            "promoted": False,
+            "rollout": rollout.id,
+            "outcome": f"version {version} passed its gates; {strategy} rollout {rollout.id} "
+            f"started against version {expected} (retrainer rollout status {self.model})",
+        }

@@ -38,6 +38,8 @@ __all__ = [
     "Lease",
     "ModelVersion",
     "Prediction",
+    "Rollout",
+    "RolloutStat",
     "Run",
     "RunStep",
     "Snapshot",
@@ -273,3 +275,47 @@ class Label(Base):
     prediction_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     label: Mapped[Any] = mapped_column(JSON, nullable=False)
     arrived_at: Mapped[datetime]
+
+
+class Rollout(Base):
+    """One staged rollout (shadow or canary) of a candidate against the champion.
+
+    ``active_model`` is the model name while the rollout is ``active`` and NULL after,
+    so its unique constraint allows at most one active rollout per model. ``plan`` is the
+    spec's strategy section frozen at the start; ``epoch`` counts transitions (CAS).
+    """
+
+    __tablename__ = "rollouts"
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(64))
+    candidate: Mapped[int] = mapped_column(Integer)
+    baseline: Mapped[int | None] = mapped_column(Integer)
+    strategy: Mapped[str] = mapped_column(String(16))  # shadow | canary
+    plan: Mapped[dict[str, Any]]
+    step: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))  # active|promoted|rolled_back|aborted
+    active_model: Mapped[str | None] = mapped_column(String(64), unique=True)
+    epoch: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime]
+    step_started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    __table_args__ = (Index("ix_rollouts_model", "model"),)
+
+
+class RolloutStat(Base):
+    """Traffic of one version during one step of a rollout, added to in batches.
+
+    ``latency`` and ``predictions`` are sparse histograms (bucket key -> count).
+    """
+
+    __tablename__ = "rollout_stats"
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id"), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(BigInteger)
+    latency: Mapped[dict[str, Any]]
+    predictions: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]

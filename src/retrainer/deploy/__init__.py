@@ -1,0 +1,32 @@
+"""Deploy: staged rollouts (shadow, canary), guardrails, automatic rollback, alerts."""
+
+from retrainer.deploy.guardrails import TrafficStats, Verdict, evaluate_guardrails
+from retrainer.deploy.rollout import (
+    RolloutEngine,
+    TickResult,
+    abort,
+    advance,
+    rollout_status,
+    start_rollout,
+    tick,
+)
+from retrainer.deploy.router import Route, Router, StatsRecorder
+from retrainer.deploy.store import RolloutInfo, RolloutStore
+
+__all__ = [
+    "RolloutEngine",
+    "RolloutInfo",
+    "RolloutStore",
+    "Route",
+    "Router",
+    "StatsRecorder",
+    "TickResult",
+    "TrafficStats",
+    "Verdict",
+    "abort",
+    "advance",
+    "evaluate_guardrails",
+    "rollout_status",
+    "start_rollout",
+    "tick",
+]
