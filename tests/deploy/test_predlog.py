@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from retrainer.deploy.predlog import PredictionLogWriter, PredictionRecord, read_prediction_log
+from retrainer.deploy.predlog import (
+    PredictionLogWriter,
+    PredictionRecord,
+    copy_to_store,
+    read_prediction_log,
+)
+from retrainer.monitor.predictions import add_labels
+from retrainer.monitor.realised import realised_performance
+from retrainer.registry import Database
 
 T0 = datetime(2024, 3, 1, 23, 59, tzinfo=UTC)
 
@@ -77,3 +85,18 @@ def test_a_write_failure_drops_counts_and_the_writer_keeps_going(tmp_path: Path)
 def test_bad_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="max_queue"):
         PredictionLogWriter(tmp_path, max_queue=0)
+
+
+def test_copy_to_store_feeds_realised_performance_and_skips_what_is_there(
+    tmp_path: Path, db: Database
+) -> None:
+    writer = PredictionLogWriter(tmp_path / "log")
+    rows = [rec(i) for i in range(4)]
+    writer.submit(rows)
+    writer.close()
+    assert copy_to_store(db, tmp_path / "log", "toy") == 4
+    assert copy_to_store(db, tmp_path / "log", "toy") == 0  # idempotent
+    add_labels(db, "toy", [{"prediction_id": f"p{i}", "label": i % 2} for i in range(4)])
+    perf = realised_performance(db, "toy", metric="accuracy", window="1d", min_labels=1)
+    assert perf["labelled"].sum() == 4
+    assert perf["value"].dropna().tolist() == [0.5]  # every row predicted "1"

@@ -19,6 +19,7 @@ come from the folder names. :func:`read_prediction_log` reads them back with Duc
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -29,17 +30,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from retrainer.registry.db import Database
 
 __all__ = [
     "LOG_DIR",
     "LogStats",
     "PredictionLogWriter",
     "PredictionRecord",
+    "copy_to_store",
     "partition_dir",
     "read_prediction_log",
 ]
@@ -290,3 +295,53 @@ def read_prediction_log(root: Path, model: str, since: datetime | None = None) -
     frame["model"] = model
     frame["date"] = frame["date"].astype(str)
     return frame[columns]
+
+
+def copy_to_store(db: Database, root: Path, model: str, *, since: datetime | None = None) -> int:
+    """Copy a model's logged predictions into the store's prediction table; return the count.
+
+    Realised performance (``retrainer monitor``, the ``performance`` trigger) joins the
+    store's predictions with the labels; this brings served predictions there. Ids
+    already in the store are skipped, so running it again (e.g. from cron, with or
+    without ``since``) copies only new rows. One transaction per served version.
+    """
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from retrainer.monitor.predictions import log_predictions
+    from retrainer.registry.tables import Prediction
+
+    frame = read_prediction_log(root, model, since)
+    if frame.empty:
+        return 0
+    ids = [str(i) for i in frame["prediction_id"]]
+    existing: set[str] = set()
+
+    def known(s: Session, chunk: list[str]) -> list[str]:
+        query = select(Prediction.prediction_id).where(
+            Prediction.model == model, Prediction.prediction_id.in_(chunk)
+        )
+        return list(s.scalars(query).all())
+
+    for start in range(0, len(ids), 900):
+        chunk = ids[start : start + 900]
+        existing |= set(db.transaction(functools.partial(known, chunk=chunk)))
+    fresh = frame[~frame["prediction_id"].isin(existing)]
+    by_version: dict[int, list[dict[str, Any]]] = {}
+    row: dict[Any, Any]
+    for row in fresh.to_dict("records"):
+        by_version.setdefault(int(row["version"]), []).append(
+            {
+                "prediction_id": row["prediction_id"],
+                "predicted_at": pd.Timestamp(row["predicted_at"]).to_pydatetime(),
+                "score": None if pd.isna(row["score"]) else float(row["score"]),
+                "label": None if pd.isna(row["label"]) else row["label"],
+                "probabilities": None
+                if pd.isna(row["probabilities"])
+                else json.loads(row["probabilities"]),
+            }
+        )
+    copied = 0
+    for version, records in sorted(by_version.items()):
+        copied += log_predictions(db, model, version, records)
+    return copied
