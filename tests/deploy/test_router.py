@@ -143,3 +143,13 @@ def test_one_active_rollout_per_model(db: Database) -> None:
         RolloutStore(db).create(
             "m", candidate=2, baseline=1, strategy="canary", plan={}, actor="t", reason="again"
         )
+
+
+def test_the_selector_hook_keeps_the_candidate_loaded_and_routes_its_share(db: Database) -> None:
+    from retrainer.deploy.router import RolloutSelector
+
+    _start(db)
+    hook = RolloutSelector(Router(db, rng=random.Random(0), max_age_s=3600.0))
+    assert tuple(hook.versions("m")) == (2,)
+    chosen = [hook.choose("m", f"k{i}", 1) for i in range(2000)]
+    assert set(chosen) == {1, 2} and abs(chosen.count(2) / 2000 - 0.10) < 0.03

@@ -3,7 +3,8 @@
 Commands are in :mod:`retrainer.cli.loop` (init, quickstart, run, retrain, status),
 :mod:`retrainer.cli.models` (models list/show, promote, rollback),
 :mod:`retrainer.cli.explain` (explain: a version's decision record),
-:mod:`retrainer.cli.audit` (audit log), :mod:`retrainer.cli.contract` (contract infer,
+:mod:`retrainer.cli.audit` (audit log), :mod:`retrainer.cli.rollout` (rollout status,
+abort, advance), :mod:`retrainer.cli.contract` (contract infer,
 check) and :mod:`retrainer.cli.quarantine` (quarantine list, show, release, discard).
 
 Exit codes: 0 success; 1 unexpected error; 2 bad input (spec, arguments, data);
@@ -20,7 +21,7 @@ import sys
 
 import typer
 
-from retrainer.cli import audit, contract, loop, models, monitor, quarantine
+from retrainer.cli import audit, contract, loop, models, monitor, quarantine, rollout
 from retrainer.cli.drift import drift_cmd
 from retrainer.cli.explain import explain_cmd
 from retrainer.cli.serve import serve_cmd
@@ -50,6 +51,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")
 app.add_typer(contract_app, name="contract")
 app.add_typer(quarantine_app, name="quarantine")
+rollout_app = typer.Typer(no_args_is_help=True, help="Watch and steer a shadow or canary rollout.")
+app.add_typer(rollout_app, name="rollout")
 
 for command in (loop.init, loop.quickstart, loop.run, loop.retrain, loop.status):
     app.command()(command)
@@ -69,6 +72,9 @@ quarantine_app.command("list")(quarantine.quarantine_list)
 quarantine_app.command("show")(quarantine.quarantine_show)
 quarantine_app.command("release")(quarantine.quarantine_release)
 quarantine_app.command("discard")(quarantine.quarantine_discard)
+rollout_app.command("status")(rollout.rollout_status_cmd)
+rollout_app.command("abort")(rollout.rollout_abort)
+rollout_app.command("advance")(rollout.rollout_advance)
 
 
 def main() -> None:

@@ -10,12 +10,13 @@ from retrainer.deploy.rollout import (
     start_rollout,
     tick,
 )
-from retrainer.deploy.router import Route, Router, StatsRecorder
+from retrainer.deploy.router import RolloutSelector, Route, Router, StatsRecorder
 from retrainer.deploy.store import RolloutInfo, RolloutStore
 
 __all__ = [
     "RolloutEngine",
     "RolloutInfo",
+    "RolloutSelector",
     "RolloutStore",
     "Route",
     "Router",

@@ -29,7 +29,7 @@ from retrainer.errors import NotFoundError
 from retrainer.registry.db import Database
 from retrainer.registry.registry import CHAMPION, Registry
 
-__all__ = ["Route", "Router", "StatsRecorder", "sticky_bucket"]
+__all__ = ["RolloutSelector", "Route", "Router", "StatsRecorder", "sticky_bucket"]
 
 
 def sticky_bucket(key: str, salt: str) -> float:
@@ -123,6 +123,29 @@ class Router:
         if point < r.percentage:
             return Route(r.candidate, "canary", rollout_id=r.id, step=r.step)
         return Route(state.champion, "champion", rollout_id=r.id, step=r.step)
+
+
+class RolloutSelector:
+    """The server's ``VersionSelector`` hook (``versions``/``choose``) backed by a Router.
+
+    ``versions`` names the candidate of an active rollout (to keep it loaded);
+    ``choose`` answers with the candidate for the canary share and with the server's
+    loaded ``champion`` otherwise. Shadow scoring and stats need :meth:`Router.choose`
+    and a :class:`StatsRecorder` directly: this hook returns one version per request.
+    """
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    def versions(self, model: str) -> tuple[int, ...]:
+        """The active rollout's candidate, or nothing."""
+        rollout = self.router._state(model).rollout
+        return () if rollout is None else (rollout.candidate,)
+
+    def choose(self, model: str, request_key: str, champion: int) -> int:
+        """The candidate for the canary share of keys, else ``champion``."""
+        route = self.router.choose(model, request_key)
+        return route.version if route.role == "canary" else champion
 
 
 class StatsRecorder:
