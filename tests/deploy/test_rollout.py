@@ -35,7 +35,8 @@ deploy:
   strategy: {strategy}
   canary: {{steps: [10, 50, 100], min_requests: 40, dwell: 10m, sticky_key: user}}
   shadow: {{min_requests: 40, dwell: 1h}}
-  rollback: {{error_rate: 0.05, latency_p99_ms: 100, prediction_drift: 0.5, min_samples: 40}}
+  rollback:
+    {{error_rate: 0.05, latency_p99_ms: 100, prediction_drift: 0.5, min_samples: 40{metric}}}
   alert: {{webhook: {webhook}}}
 """
 
@@ -58,11 +59,11 @@ def workspace_dir(
     store = None if request.param == "sqlite" else request.getfixturevalue("pg_schema_url")
     made: list[Path] = []
 
-    def make(strategy: str = "canary", webhook: str = "null") -> Path:
+    def make(strategy: str = "canary", webhook: str = "null", metric: str = "") -> Path:
         root = make_workspace(store=store, name=f"ws{len(made)}")
         made.append(root)
         with (root / "retrainer.yaml").open("a") as f:
-            f.write(DEPLOY.format(strategy=strategy, webhook=webhook))
+            f.write(DEPLOY.format(strategy=strategy, webhook=webhook, metric=metric))
         return root
 
     return make
@@ -316,3 +317,41 @@ def test_start_is_refused_for_direct_strategy_and_without_a_champion(
         versions(ws, 1)
         with pytest.raises(PolicyError, match="no champion"):
             start_rollout(ws, MODEL, 1, actor="t", reason="x")
+
+
+def test_a_realised_metric_drop_rolls_back_once_labels_arrive(
+    workspace_dir: Callable[..., Path],
+) -> None:
+    from retrainer.monitor.predictions import add_labels, log_predictions
+
+    clock = Clock()
+    root = workspace_dir(metric=", metric_drop: 0.05, min_labels: 60")
+    with setup(root, clock) as ws:
+        start_rollout(ws, MODEL, 2, actor="cycle", reason="x")
+        clock.advance(minutes=1)
+        rng = random.Random(1)
+        labels = [rng.random() < 0.5 for _ in range(160)]
+        for version, ids in ((1, range(0, 80)), (2, range(80, 160))):
+            good = version == 1
+            log_predictions(
+                ws.db,
+                MODEL,
+                version,
+                [
+                    {"prediction_id": f"p{i}", "score": (0.8 if labels[i] == good else 0.2)}
+                    for i in ids
+                ],
+            )
+        assert tick(ws, MODEL).action == "wait"  # predictions, no labels yet
+        add_labels(
+            ws.db,
+            MODEL,
+            [{"prediction_id": f"p{i}", "label": int(y)} for i, y in enumerate(labels)],
+        )
+        clock.advance(minutes=1)
+        result = tick(ws, MODEL)
+        assert result.action == "rolled_back"
+        assert result.reason.startswith(
+            "guardrail tripped: realised roc_auc 0.0000 vs champion 1.0000"
+        )
+        assert ws.registry.get_alias(MODEL, CHAMPION) == 1
