@@ -97,6 +97,8 @@ def test_unknown_category_is_served_and_counted(url: str) -> None:
 def test_bad_json_unknown_model_and_body_limit(url: str) -> None:
     bad = httpx.post(f"{url}/v1/models/{MODEL}/predict", content=b"{nope", timeout=30)
     assert bad.status_code == 422
+    deep = httpx.post(f"{url}/v1/models/{MODEL}/predict", content=b"[" * 60_000, timeout=30)
+    assert deep.status_code == 422
     assert httpx.post(f"{url}/v1/models/other/predict", json={"records": [ROW]}).status_code == 404
     big = b'{"records": [' + b" " * 10_000_000 + b"]}"
     too_large = httpx.post(f"{url}/v1/models/{MODEL}/predict", content=big, timeout=30)

@@ -166,7 +166,7 @@ class ServiceState:
             return _problem(404, f"no served model {name!r}", served=self.pool.names())
         try:
             payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             m.errors.labels(name, "invalid_json").inc()
             m.requests.labels(name, "", "422").inc()
             return _problem(422, f"request body is not JSON: {exc}", field=None, row=None)
@@ -234,7 +234,7 @@ class ServiceState:
             return _problem(404, f"no served model {name!r}", served=self.pool.names())
         try:
             payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             return _problem(422, f"request body is not JSON: {exc}", field=None)
         if not isinstance(payload, dict) or not isinstance(payload.get("labels"), list):
             return _problem(
