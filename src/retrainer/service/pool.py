@@ -43,10 +43,12 @@ class VersionSelector(Protocol):
         ...
 
     def choose(self, model: str, request_key: str, champion: int) -> int:
-        """The version to answer with. ``request_key`` is the caller's ``X-Request-Key``
-        header, or else the request's first prediction id; ``champion`` is the version
-        the champion alias names as loaded. A version that is not loaded falls back
-        to the champion (counted as ``errors_total{kind="selector_fallback"}``).
+        """The version to answer with.
+
+        ``request_key`` is the caller's ``X-Request-Key`` header, or else a fresh random
+        id (so keyless traffic spreads evenly); ``champion`` is the loaded champion's
+        version. A version that is not loaded falls back to the champion (counted as
+        ``retrainer_serve_errors_total{kind="selector_fallback"}``).
         """
         ...
 
