@@ -355,3 +355,31 @@ def test_a_realised_metric_drop_rolls_back_once_labels_arrive(
             "guardrail tripped: realised roc_auc 0.0000 vs champion 1.0000"
         )
         assert ws.registry.get_alias(MODEL, CHAMPION) == 1
+
+
+def test_a_crash_between_promotion_and_the_state_change_is_repaired_by_the_next_tick(
+    workspace_dir: Callable[..., Path],
+) -> None:
+    clock = Clock()
+    with setup(workspace_dir(), clock) as ws:
+        start_rollout(ws, MODEL, 2, actor="cycle", reason="x")
+        promote(ws.registry, MODEL, 2, actor="retrainer-rollout", reason="last step", expected=1)
+        result = tick(ws, MODEL)  # as if the process died right after promote()
+        assert result.action == "promoted" and result.rollout is not None
+        assert result.rollout.state == "promoted"
+        assert tick(ws, MODEL).action == "none"
+
+
+def test_a_stale_transition_is_refused_so_two_tickers_cannot_both_act(
+    workspace_dir: Callable[..., Path],
+) -> None:
+    clock = Clock()
+    with setup(workspace_dir(), clock) as ws:
+        r = start_rollout(ws, MODEL, 2, actor="cycle", reason="x")
+        store = RolloutEngine(ws).store
+        store.transition(r, actor="a", action="rollout.advance", reason="first", step=1)
+        with pytest.raises(ConflictError, match="changed meanwhile"):
+            store.transition(r, actor="b", action="rollout.advance", reason="second", step=1)
+        assert store.get(r.id).step == 1
+        advanced = [a for a, _, _ in events(ws) if a == "rollout.advance"]
+        assert advanced == ["rollout.advance"]
