@@ -675,6 +675,20 @@ class DeploySection(_Section):
     rollback: GuardrailSpec = Field(default_factory=GuardrailSpec)
     alert: AlertSpec = Field(default_factory=AlertSpec)
 
+    @model_validator(mode="after")
+    def _drift_needs_champion_traffic(self) -> DeploySection:
+        if (
+            self.strategy == "canary"
+            and self.rollback.prediction_drift is not None
+            and self.canary.steps[0] >= 100
+        ):
+            raise ValueError(
+                "canary.steps: a first step of 100% leaves the champion no traffic to compare "
+                "predictions with; start lower (e.g. [10, 100]) or set "
+                "rollback.prediction_drift: null"
+            )
+        return self
+
 
 class PipelineSpec(_Section):
     """The whole of ``retrainer.yaml``."""

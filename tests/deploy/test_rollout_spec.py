@@ -46,12 +46,14 @@ def test_a_full_canary_section_parses() -> None:
         ("rollback: {error_rate: 2}", "deploy.rollback.error_rate"),
         ("canary: {min_request: 5}", "min_request"),
         ("alert: {webhook: 'http://example.com/x'}", "loopback"),
+        ("strategy: canary | canary: {steps: [100]}", "leaves the champion no traffic"),
         ("alert: {webhook: 'file:///etc/passwd'}", "https://"),
     ],
 )
 def test_bad_deploy_values_are_refused_naming_the_key(section: str, expected: str) -> None:
+    """``section``: lines of the deploy mapping, separated by `` | ``."""
     with pytest.raises(SpecError) as info:
-        parse_spec(BASE + f"deploy:\n  {section}\n")
+        parse_spec(BASE + "deploy:\n  " + section.replace(" | ", "\n  ") + "\n")
     assert expected in str(info.value)
 
 
