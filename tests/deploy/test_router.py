@@ -153,3 +153,25 @@ def test_the_selector_hook_keeps_the_candidate_loaded_and_routes_its_share(db: D
     assert tuple(hook.versions("m")) == (2,)
     chosen = [hook.choose("m", f"k{i}", 1) for i in range(2000)]
     assert set(chosen) == {1, 2} and abs(chosen.count(2) / 2000 - 0.10) < 0.03
+
+
+def test_concurrent_flushes_from_several_recorders_lose_nothing(db: Database) -> None:
+    import threading
+
+    rid = _start(db)
+    route = Route(2, "canary", rollout_id=rid, step=0)
+
+    def worker() -> None:
+        rec = StatsRecorder(db)
+        for _ in range(20):
+            for _ in range(5):
+                rec.record(route, 2, latency_ms=5.0, prediction=0.5)
+            rec.flush()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = RolloutStore(db).stats(rid, 0)[2]
+    assert (got.requests, sum(got.latency.values()), got.predictions) == (400, 400, {"p10": 400})
