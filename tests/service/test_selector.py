@@ -66,6 +66,20 @@ def test_a_version_the_selector_names_that_cannot_load_falls_back_to_the_champio
     assert 'retrainer_serve_errors_total{kind="selector_fallback",model="toy"} 1.0' in metrics
 
 
+class Broken(Canary):
+    def choose(self, model: str, request_key: str, champion: int) -> int:
+        raise RuntimeError("the rollout store is unreachable")
+
+
+def test_a_selector_that_raises_falls_back_to_the_champion(base_ws: Path, tmp_path: Path) -> None:
+    ws = copy_workspace(base_ws, tmp_path / "ws")
+    with running(create_app(ws, config=FAST, selector=Broken(2))) as url:
+        response = ask(url, "canary-1")
+        metrics = httpx.get(f"{url}/metrics").text
+    assert response.status_code == 200 and response.json()["version"] == 1
+    assert 'retrainer_serve_errors_total{kind="selector_fallback",model="toy"} 1.0' in metrics
+
+
 def test_the_protocol_is_checkable() -> None:
     assert isinstance(ChampionSelector(), VersionSelector)
     assert isinstance(Canary(2), VersionSelector)

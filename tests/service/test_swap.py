@@ -95,6 +95,7 @@ def test_a_corrupt_version_is_never_swapped_in_and_health_says_degraded(ws: Path
         sha = w.registry.get(MODEL, 2).artifact_sha256
         assert sha is not None
         path = Path(w.artifacts.path_of(sha))
+    assert path.is_relative_to(ws)  # this test's copy, not the shared base workspace
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.chmod(0o600)

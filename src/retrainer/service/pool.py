@@ -48,7 +48,8 @@ class VersionSelector(Protocol):
         ``request_key`` is the caller's ``X-Request-Key`` header, or else a fresh random
         id (so keyless traffic spreads evenly); ``champion`` is the loaded champion's
         version. A version that is not loaded falls back to the champion (counted as
-        ``retrainer_serve_errors_total{kind="selector_fallback"}``).
+        ``retrainer_serve_errors_total{kind="selector_fallback"}``); so does a
+        ``choose`` that raises (logged).
         """
         ...
 
@@ -145,14 +146,19 @@ class ModelPool:
     def get(self, model: str, request_key: str) -> tuple[ServedModel | None, bool]:
         """The version answering this request and whether the selector fell back.
 
-        Returns ``(None, False)`` while nothing is loaded. Raises KeyError for an
-        unknown model.
+        The selector's answer falls back to the champion when that version is not
+        loaded or the selector raised. Returns ``(None, False)`` while nothing is loaded.
+        Raises KeyError for an unknown model.
         """
         slot = self._slots[model]
         champion = slot.champion  # one read: a concurrent swap cannot tear it
         if champion is None:
             return None, False
-        chosen = self.selector.choose(model, request_key, champion.version)
+        try:
+            chosen = self.selector.choose(model, request_key, champion.version)
+        except Exception:  # a selector failure must not fail the request
+            logger.exception("%s: version selector failed; answering with the champion", model)
+            return champion, True
         if chosen == champion.version:
             return champion, False
         other = slot.others.get(chosen)
