@@ -99,7 +99,7 @@ def contract_infer(
             raise DataSourceError(f"cannot write {out}: {exc.strerror or exc}") from exc
 
     guard(write)
-    c.print(f"wrote the inferred contract to {out}")
+    c.print(f"wrote the inferred contract to {out}", soft_wrap=True)
 
 
 def contract_check(
@@ -140,6 +140,9 @@ def contract_check(
                 )
         verdict = "passes" if report["passed"] else "fails"
         flags = f" (flagged: {', '.join(report['flags'])})" if report["flags"] else ""
-        c.print(f"{file} {verdict} the contract of {name}: {report['row_count']} rows{flags}")
+        c.print(
+            f"{file} {verdict} the contract of {name}: {report['row_count']} rows{flags}",
+            soft_wrap=True,
+        )
     if not report["passed"]:
         raise typer.Exit(ContractViolation.exit_code)
