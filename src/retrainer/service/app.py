@@ -40,7 +40,7 @@ ENV_TOKEN = "RETRAINER_SERVE_TOKEN"
 
 
 class _TooLarge(Exception):
-    pass
+    """Raised inside the body stream once the limit is crossed, to stop reading."""
 
 
 class BodyLimit:
