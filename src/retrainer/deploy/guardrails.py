@@ -14,7 +14,7 @@ champion. Each guardrail gives a :class:`Verdict`: ``pass``, ``trip`` (roll back
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -91,9 +91,18 @@ class TrafficStats:
         latency_ms: float,
         error: bool = False,
         prediction: float | int | str | bool | None = None,
+        predictions: Sequence[float | int | str | bool | None] = (),
     ) -> TrafficStats:
-        """The stats of a single request (an error has no prediction)."""
-        preds = {} if error else {prediction_bucket(prediction): 1}
+        """The stats of a single request (an error has no prediction).
+
+        Its prediction histogram holds ``predictions`` (one per row) when given, else
+        ``prediction``.
+        """
+        preds: dict[str, int] = {}
+        if not error:
+            for value in predictions or (prediction,):
+                bucket = prediction_bucket(value)
+                preds[bucket] = preds.get(bucket, 0) + 1
         return cls(1, int(error), {latency_bucket(latency_ms): 1}, preds)
 
     def __add__(self, other: TrafficStats) -> TrafficStats:

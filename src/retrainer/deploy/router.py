@@ -19,7 +19,7 @@ import hashlib
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -102,6 +102,10 @@ class Router:
                 state = self._states[model]
         return state
 
+    def cached(self, model: str) -> RolloutInfo | None:
+        """The active rollout of ``model`` as last read (read now if never read)."""
+        return self._state(model).rollout
+
     def choose(self, model: str, request_key: str | None = None) -> Route:
         """The version that answers this request (and one that shadows it, if any).
 
@@ -139,7 +143,7 @@ class RolloutSelector:
 
     def versions(self, model: str) -> tuple[int, ...]:
         """The active rollout's candidate, or nothing."""
-        rollout = self.router._state(model).rollout
+        rollout = self.router.cached(model)
         return () if rollout is None else (rollout.candidate,)
 
     def choose(self, model: str, request_key: str, champion: int) -> int:
@@ -167,14 +171,22 @@ class StatsRecorder:
         latency_ms: float,
         error: bool = False,
         prediction: float | int | str | bool | None = None,
+        predictions: Sequence[float | int | str | bool | None] = (),
     ) -> None:
         """One request answered (or shadow-scored) by ``version`` under ``route``.
 
-        A no-op outside a rollout (``route.rollout_id`` is None). Never touches the store.
+        ``prediction`` is the request's one prediction; ``predictions`` those of a request
+        of several rows (each counts in the prediction histogram). A no-op outside a
+        rollout (``route.rollout_id`` is None). Never touches the store.
         """
         if route.rollout_id is None or route.step is None:
             return
-        one = TrafficStats.one(latency_ms=latency_ms, error=error, prediction=prediction)
+        one = TrafficStats.one(
+            latency_ms=latency_ms,
+            error=error,
+            prediction=prediction,
+            predictions=predictions,
+        )
         key = (route.rollout_id, route.step)
         with self._lock:
             per = self._pending.setdefault(key, {})

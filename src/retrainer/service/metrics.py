@@ -20,7 +20,8 @@ class ServiceMetrics:
     positive-class probability of binary classifiers),
     ``unknown_categories_total{model,feature}``, ``model_version{model}``,
     ``model_swaps_total{model}``, ``model_load_failures_total{model}``,
-    ``log_written_total``, ``log_dropped_total{reason}``, ``log_queue_rows``.
+    ``shadow_total{model,outcome}``, ``log_written_total``, ``log_dropped_total{reason}``,
+    ``log_queue_rows``.
     """
 
     def __init__(self) -> None:
@@ -76,6 +77,12 @@ class ServiceMetrics:
             p + "model_load_failures_total",
             "Versions that failed to load (never swapped in).",
             ["model"],
+            registry=r,
+        )
+        self.shadow = Counter(
+            p + "shadow_total",
+            "Shadow-scoring jobs by outcome (scored, failed, dropped, not_loaded).",
+            ["model", "outcome"],
             registry=r,
         )
         self.log_written = Counter(

@@ -106,7 +106,7 @@ class ModelPool:
         poll_seconds: How often the poller checks the champion alias.
         retry_seconds: How long a version that failed to load is left alone.
         on_swap: Called with ``(model, version)`` after a swap.
-        on_failure: Called with ``(model, version, reason)`` after a failed load.
+        on_failure: Called with ``(model, version, exception)`` after a failed load.
     """
 
     def __init__(
@@ -117,7 +117,7 @@ class ModelPool:
         poll_seconds: float = 2.0,
         retry_seconds: float = 30.0,
         on_swap: Callable[[str, int], None] | None = None,
-        on_failure: Callable[[str, int, str], None] | None = None,
+        on_failure: Callable[[str, int, BaseException], None] | None = None,
     ) -> None:
         if poll_seconds <= 0:
             raise ValueError(f"expected poll_seconds > 0, got {poll_seconds}")
@@ -163,6 +163,18 @@ class ModelPool:
             return champion, False
         other = slot.others.get(chosen)
         return (other, False) if other is not None else (champion, True)
+
+    def champion(self, model: str) -> ServedModel | None:
+        """The loaded champion of ``model`` (None until loaded). KeyError if not served."""
+        return self._slots[model].champion
+
+    def loaded(self, model: str, version: int) -> ServedModel | None:
+        """``version`` of ``model`` if it is loaded (as champion or beside it)."""
+        slot = self._slots[model]
+        champion = slot.champion
+        if champion is not None and champion.version == version:
+            return champion
+        return slot.others.get(version)
 
     def health(self) -> dict[str, Any]:
         """Per model: what serves, and failures (a failure makes the pool degraded)."""
@@ -261,16 +273,21 @@ class ModelPool:
             logger.warning("%s: version %d not swapped in: %s", name, version, reason)
             slot.failures = {**slot.failures, version: (time.monotonic(), reason)}
             if self._on_failure is not None:
-                self._on_failure(name, version, reason)
+                try:
+                    self._on_failure(name, version, exc)
+                except Exception:
+                    logger.exception("%s: the load-failure hook failed", name)
             return None
         slot.failures = {v: f for v, f in slot.failures.items() if v != version}
         return model
 
     def _load_version(self, name: str, version: int) -> ServedModel:
-        from retrainer.errors import ConflictError
+        from retrainer.errors import ConflictError, PolicyError
         from retrainer.registry.serialization import load_model  # skops: slow to import
 
         info = self.ws.registry.get(name, version)
+        if info.status == "QUARANTINED":
+            raise PolicyError(f"{name}:{version} is QUARANTINED; it is not loaded")
         if info.artifact_sha256 is None:
             raise ConflictError(f"{name}:{version} has no artifact")
         data = self.ws.artifacts.get(info.artifact_sha256, what=f"model {name} v{version}")

@@ -18,17 +18,23 @@ from typing import Any
 
 import numpy as np
 
+from retrainer.deploy.alerts import WebhookAlerter
 from retrainer.deploy.predlog import LOG_DIR, PredictionLogWriter, PredictionRecord
-from retrainer.errors import ConflictError
+from retrainer.deploy.router import Route
+from retrainer.errors import ArtifactIntegrityError, ConflictError
 from retrainer.monitor.predictions import InvalidRecordsError, add_labels, label_text
 from retrainer.service.metrics import ServiceMetrics
 from retrainer.service.pool import ModelPool, ServedModel, VersionSelector
+from retrainer.service.rollouts import RolloutRuntime, quarantine
 from retrainer.service.schema import InputProblem
+from retrainer.service.shadow import ShadowJob, ShadowScorer
 from retrainer.workspace import Workspace
 
-__all__ = ["Reply", "ServiceConfig", "ServiceState"]
+__all__ = ["SHADOW_SUFFIX", "Reply", "ServiceConfig", "ServiceState"]
 
 logger = logging.getLogger(__name__)
+
+SHADOW_SUFFIX = ":shadow"  # a shadow-scored row is logged as "<champion's prediction id>:shadow"
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,10 @@ class ServiceConfig:
         log_flush_seconds: A partial batch is written after this long.
         log_dir: The log folder (default ``<workspace>/.retrainer/predictions``).
         token: When set, ``/v1/*`` requires ``Authorization: Bearer <token>``.
+        rollouts: Route, record and drive shadow and canary rollouts (off when a custom
+            version selector is given: it decides alone).
+        rollout_seconds: How often rollout stats are flushed and the rollout is judged.
+        shadow_queue: Shadow-scoring jobs held before they are dropped.
     """
 
     poll_seconds: float = 2.0
@@ -54,6 +64,9 @@ class ServiceConfig:
     log_flush_seconds: float = 1.0
     log_dir: Path | None = None
     token: str | None = None
+    rollouts: bool = True
+    rollout_seconds: float = 2.0
+    shadow_queue: int = 1_000
 
 
 @dataclass(frozen=True)
@@ -78,38 +91,65 @@ class ServiceState:
         self.config = config
         self.metrics = ServiceMetrics()
         m = self.metrics
+        log_root = config.log_dir or ws.root / LOG_DIR
+        self.alerter = WebhookAlerter(ws.spec.deploy.alert)
+        self.rollouts: RolloutRuntime | None = None
+        if selector is None and config.rollouts:
+            self.rollouts = RolloutRuntime(
+                ws,
+                [ws.spec.model.name],
+                log_root=log_root,
+                interval_s=config.rollout_seconds,
+                on_change=lambda: self.pool.refresh(),
+            )
         self.pool = ModelPool(
             ws,
-            selector=selector,
+            selector=selector or self.rollouts,
             poll_seconds=config.poll_seconds,
             retry_seconds=config.retry_seconds,
             on_swap=self._swapped,
             on_failure=self._load_failed,
         )
         self.log = PredictionLogWriter(
-            config.log_dir or ws.root / LOG_DIR,
+            log_root,
             max_queue=config.log_queue,
             batch_rows=config.log_batch_rows,
             flush_seconds=config.log_flush_seconds,
             on_drop=lambda reason, n: m.log_dropped.labels(reason).inc(n),
             on_write=m.log_written.inc,
         )
+        self.shadow = ShadowScorer(
+            self._score_shadow,
+            max_queue=config.shadow_queue,
+            on_drop=lambda job: m.shadow.labels(job.served.name, "dropped").inc(),
+        )
 
     def _swapped(self, name: str, version: int) -> None:
         self.metrics.swaps.labels(name).inc()
         self.metrics.model_version.labels(name).set(version)
 
-    def _load_failed(self, name: str, version: int, reason: str) -> None:
+    def _load_failed(self, name: str, version: int, exc: BaseException) -> None:
+        """Count; quarantine a corrupt artifact (audited, alerted); abort its rollout."""
         self.metrics.load_failures.labels(name).inc()
+        if isinstance(exc, ArtifactIntegrityError):
+            quarantine(self.ws, self.alerter, name, version, exc)
+        if self.rollouts is not None:
+            self.rollouts.load_failed(name, version, exc)
 
     def start(self) -> None:
-        """Load the champions, start the poller and the log writer."""
+        """Load the champions; start the log writer, the poller and the rollout loop."""
         self.log.start()
+        self.shadow.start()
+        if self.rollouts is not None:
+            self.rollouts.start()
         self.pool.start()
 
     def close(self) -> None:
-        """Stop polling, flush the log, release the store (idempotent)."""
+        """Stop polling and the rollout loop, flush the log and stats (idempotent)."""
         self.pool.stop()
+        self.shadow.close()
+        if self.rollouts is not None:
+            self.rollouts.stop()
         self.log.close()
         self.ws.close()
 
@@ -118,6 +158,8 @@ class ServiceState:
     def health(self) -> Reply:
         """``ok`` or ``degraded`` (with reasons); always 200 while the process runs."""
         problems = self.pool.problems()
+        if self.rollouts is not None and self.rollouts.last_error:
+            problems.append(f"rollout loop: {self.rollouts.last_error}")
         stats = self.log.stats
         if stats.dropped_total:
             problems.append(
@@ -131,6 +173,7 @@ class ServiceState:
                 "status": "degraded" if problems else "ok",
                 "problems": problems,
                 "models": self.pool.health(),
+                "rollouts": {} if self.rollouts is None else self.rollouts.last_ticks,
                 "log": {
                     "written": stats.written,
                     "files": stats.files,
@@ -170,8 +213,7 @@ class ServiceState:
             m.errors.labels(name, "invalid_json").inc()
             m.requests.labels(name, "", "422").inc()
             return _problem(422, f"request body is not JSON: {exc}", field=None, row=None)
-        ids_key = request_key or uuid.uuid4().hex
-        served, fell_back = self.pool.get(name, ids_key)
+        served, shadow, route, fell_back = self._choose(name, payload, request_key)
         if served is None:
             m.errors.labels(name, "not_ready").inc()
             m.requests.labels(name, "", "503").inc()
@@ -193,16 +235,86 @@ class ServiceState:
             logger.exception("%s v%s: predict failed", name, version)
             m.errors.labels(name, "predict_failed").inc()
             m.requests.labels(name, version, "500").inc()
+            self._record(route, served, start, error=True)
             return _problem(500, f"prediction failed: {type(exc).__name__}")
         now = datetime.now(UTC)
+        ids = [uuid.uuid4().hex for _ in results]
+        self._log(served, parsed.rows, results, ids, now)
+        m.requests.labels(name, version, "200").inc()
+        m.latency.labels(name, version).observe(time.perf_counter() - start)
+        self._record(route, served, start, results=results)
+        if shadow is not None and route is not None:
+            self.shadow.submit(ShadowJob(shadow, parsed.frame, parsed.rows, ids, route, now))
+        return Reply(
+            200,
+            {
+                "model": name,
+                "version": served.version,
+                "predictions": [
+                    {"prediction_id": pid, **r} for pid, r in zip(ids, results, strict=True)
+                ],
+            },
+        )
+
+    def _choose(
+        self, name: str, payload: Any, request_key: str | None
+    ) -> tuple[ServedModel | None, ServedModel | None, Route | None, bool]:
+        """(answering version, shadow version, route, fell back to the champion)."""
+        if self.rollouts is None:
+            served, fell_back = self.pool.get(name, request_key or uuid.uuid4().hex)
+            return served, None, None, fell_back
+        champion = self.pool.champion(name)
+        if champion is None:
+            return None, None, None, False
+        route = self.rollouts.route(name, payload, request_key)
+        if route is None:
+            return champion, None, None, True
+        served, fell_back = champion, False
+        if route.role == "canary":
+            loaded = self.pool.loaded(name, route.version)
+            served, fell_back = (loaded, False) if loaded is not None else (champion, True)
+        shadow = None
+        if route.shadow is not None and route.shadow != served.version:
+            shadow = self.pool.loaded(name, route.shadow)
+            if shadow is None:
+                self.metrics.shadow.labels(name, "not_loaded").inc()
+        return served, shadow, route, fell_back
+
+    def _record(
+        self,
+        route: Route | None,
+        served: ServedModel,
+        start: float,
+        *,
+        error: bool = False,
+        results: list[dict[str, Any]] | None = None,
+    ) -> None:
+        if self.rollouts is not None and route is not None:
+            self.rollouts.record(
+                route,
+                served.version,
+                latency_ms=(time.perf_counter() - start) * 1000.0,
+                error=error,
+                predictions=[_traffic_value(r) for r in results or ()],
+            )
+
+    def _log(
+        self,
+        served: ServedModel,
+        rows: list[dict[str, Any]],
+        results: list[dict[str, Any]],
+        ids: list[str],
+        now: datetime,
+    ) -> None:
+        """Count the predictions and queue them for the log (never blocks)."""
+        m, name, version = self.metrics, served.name, str(served.version)
         records = []
-        for row, result in zip(parsed.rows, results, strict=True):
-            result["prediction_id"] = uuid.uuid4().hex
+        for row, result, pid in zip(rows, results, ids, strict=True):
             records.append(
                 PredictionRecord(
                     model=name,
                     version=served.version,
-                    prediction_id=result["prediction_id"],
+                    prediction_id=pid,
                     predicted_at=now,
                     features=row,
                     label=result.get("label"),
@@ -213,17 +325,23 @@ class ServiceState:
             m.predictions.labels(name, version, result.get("label") or "").inc()
             if result.get("score") is not None:
                 m.score.labels(name, version).observe(result["score"])
-        self.log.submit(records)  # never blocks: a full queue drops and counts
-        m.requests.labels(name, version, "200").inc()
-        m.latency.labels(name, version).observe(time.perf_counter() - start)
-        return Reply(
-            200,
-            {
-                "model": name,
-                "version": served.version,
-                "predictions": [{"prediction_id": r.pop("prediction_id"), **r} for r in results],
-            },
-        )
+        self.log.submit(records)  # a full queue drops and counts
+
+    def _score_shadow(self, job: ShadowJob) -> None:
+        """The shadow worker: score, record (answer discarded), log as ``<id>:shadow``."""
+        start = time.perf_counter()
+        name = job.served.name
+        try:
+            results = _predict(job.served, job.frame)
+        except Exception:
+            logger.exception("%s v%s: shadow predict failed", name, job.served.version)
+            self.metrics.shadow.labels(name, "failed").inc()
+            self._record(job.route, job.served, start, error=True)
+            return
+        self.metrics.shadow.labels(name, "scored").inc()
+        self._record(job.route, job.served, start, results=results)
+        ids = [f"{pid}{SHADOW_SUFFIX}" for pid in job.prediction_ids]
+        self._log(job.served, job.rows, results, ids, job.predicted_at)
 
     # -- feedback ------------------------------------------------------------------------
 
@@ -257,6 +375,12 @@ class ServiceState:
         except ConflictError as exc:
             return _problem(409, str(exc))
         return Reply(200, report.to_dict())
+
+
+def _traffic_value(result: dict[str, Any]) -> float | str | None:
+    """What the rollout's prediction-drift guardrail compares: score, else the class."""
+    score = result.get("score")
+    return score if score is not None else result.get("label")
 
 
 def _predict(served: ServedModel, frame: Any) -> list[dict[str, Any]]:
