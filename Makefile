@@ -48,3 +48,17 @@ bench: $(VENV)/.installed $(BENCH_EVIDENTLY)/.installed
 	$(BIN)/python benchmarks/drift_bench.py --profile
 	$(BIN)/python benchmarks/profile_scaling.py --profile
 	$(BIN)/python benchmarks/report.py
+
+# The serving benchmark of issue 5: retrainer serve vs mlflow models serve (MLflow in its
+# own venv, pinned in benchmarks/requirements-mlflow.txt). About 10 minutes on 2 cores;
+# uses wrk for the throughput runs when installed (apt-get install wrk). See docs/benchmarks.md.
+.PHONY: bench-serve
+BENCH_MLFLOW := benchmarks/.venv-mlflow
+
+$(BENCH_MLFLOW)/.installed: benchmarks/requirements-mlflow.txt
+	$(PYTHON) -m venv $(BENCH_MLFLOW)
+	$(BENCH_MLFLOW)/bin/python -m pip install --quiet -r benchmarks/requirements-mlflow.txt
+	touch $@
+
+bench-serve: $(VENV)/.installed $(BENCH_MLFLOW)/.installed
+	$(BIN)/python benchmarks/serve_bench.py --omp-threads default 1

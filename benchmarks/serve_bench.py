@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import pickle
@@ -148,7 +149,20 @@ def bodies(rows: list[dict[str, float]], kind: str, size: int, count: int) -> li
 
 
 def floor(estimator: Any, rows: list[dict[str, float]], calls: int) -> dict[str, Any]:
-    """In-process predict_proba/predict: 1-row latency and 100-row throughput."""
+    """In-process predict_proba/predict: 1-row latency and 100-row throughput, with the
+    default OpenMP threads (one per core) and limited to one thread."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    out: dict[str, Any] = {
+        "threadpools": [(i["internal_api"], i["num_threads"]) for i in threadpool_info()]
+    }
+    out["default_threads"] = _floor(estimator, rows, calls)
+    with threadpool_limits(1):
+        out["one_thread"] = _floor(estimator, rows, calls)
+    return out
+
+
+def _floor(estimator: Any, rows: list[dict[str, float]], calls: int) -> dict[str, Any]:
     import pandas as pd
 
     frames1 = [pd.DataFrame([r]) for r in rows[:200]]
@@ -159,16 +173,19 @@ def floor(estimator: Any, rows: list[dict[str, float]], calls: int) -> dict[str,
         for f in frames1[:50]:
             fn(f)
         lat = []
+        c0 = time.process_time()
         for i in range(calls):
             f = frames1[i % len(frames1)]
             t0 = time.perf_counter()
             fn(f)
             lat.append(time.perf_counter() - t0)
+        cpu = time.process_time() - c0
         ms = [x * 1000 for x in lat]
         out[f"{method}_1row"] = {
             "p50_ms": quantile(ms, 0.5),
             "p99_ms": quantile(ms, 0.99),
             "max_ms": max(ms),
+            "cpu_ms_per_call": cpu * 1000 / calls,
             "calls_per_s": len(lat) / sum(lat),
         }
         n100 = max(20, calls // 10)
@@ -452,6 +469,7 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
             "throughput_duration_s": opts.tp_duration,
             "connections": opts.connections,
             "workers": opts.workers,
+            "omp_num_threads": opts.omp_threads,
             "code": "working tree" if opts.working_tree else "git HEAD (git archive)",
         },
     }
@@ -493,23 +511,25 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
             result["mlflow_export"] = json.loads(exp.stdout.strip().splitlines()[-1])
 
         result["runs"] = []
-        for workers in opts.workers:
-            entry: dict[str, Any] = {"workers": workers}
+        for workers, threads in itertools.product(opts.workers, opts.omp_threads):
+            omp = {} if threads == "default" else {"OMP_NUM_THREADS": str(int(threads))}
+            entry: dict[str, Any] = {"workers": workers, "omp_num_threads": threads}
+            tag = f"w{workers}-omp{threads}"
             port = free_port()
-            env = {**os.environ, "HOME": str(tmp)}
+            env = {**os.environ, "HOME": str(tmp), **omp}
             if src is not None:
                 env["PYTHONPATH"] = str(src)
             cmd = [sys.executable, "-m", "retrainer", "serve", "-w", str(ws_root), "--host",
                    "127.0.0.1", "--port", str(port), "--workers", str(workers)]  # fmt: skip
             base = f"http://127.0.0.1:{port}"
             entry["retrainer"] = measure_server(
-                f"retrainer-w{workers}", cmd, env, f"{base}/ready",
+                f"retrainer-{tag}", cmd, env, f"{base}/ready",
                 f"{base}/v1/models/{name}/predict", one_r, hundred_r, opts, tmp,
             )  # fmt: skip
             if mlflow_model is not None:
                 port = free_port()
                 bindir = str(MLFLOW_VENV / "bin")
-                env = {**os.environ, **QUIET_ENV, "HOME": str(tmp)}
+                env = {**os.environ, **QUIET_ENV, "HOME": str(tmp), **omp}
                 env["MLFLOW_TRACKING_URI"] = (tmp / "mlruns").as_uri()
                 env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
                 env.pop("PYTHONPATH", None)
@@ -519,7 +539,7 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
                        "-p", str(port), "--workers", str(workers)]  # fmt: skip
                 base = f"http://127.0.0.1:{port}"
                 entry["mlflow"] = measure_server(
-                    f"mlflow-w{workers}", cmd, env, f"{base}/ping", f"{base}/invocations",
+                    f"mlflow-{tag}", cmd, env, f"{base}/ping", f"{base}/invocations",
                     one_m, hundred_m, opts, tmp,
                 )  # fmt: skip
             result["runs"].append(entry)
@@ -568,22 +588,30 @@ def render(result: dict[str, Any]) -> str:
     ]
     fl = result["floor"]
     lines += [
-        "| floor: in-process, same estimator | p50 | p99 | 100-row frames |",
-        "| --- | ---: | ---: | ---: |",
+        "| floor: in-process, same estimator | OpenMP threads | 1 row: p50 | p99 "
+        "| CPU per call | 100-row frames |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
-    for meth in ("predict_proba", "predict"):
-        a, b = fl[f"{meth}_1row"], fl[f"{meth}_100row"]
-        lines.append(
-            f"| `{meth}`, 1-row DataFrame | {_f(a['p50_ms'], 2)} ms | {_f(a['p99_ms'], 2)} ms"
-            f" | {_f(b['rows_per_s'], 0)} rows/s |"
-        )
+    for variant, label in (("default_threads", "default (1 per core)"), ("one_thread", "1")):
+        for meth in ("predict_proba", "predict"):
+            a, b = fl[variant][f"{meth}_1row"], fl[variant][f"{meth}_100row"]
+            lines.append(
+                f"| `{meth}` | {label} | {_f(a['p50_ms'], 2)} ms | {_f(a['p99_ms'], 2)} ms"
+                f" | {_f(a['cpu_ms_per_call'], 2)} ms | {_f(b['rows_per_s'], 0)} rows/s |"
+            )
     lines.append("")
     for run_ in result["runs"]:
         w = run_["workers"]
+        threads = run_.get("omp_num_threads", "default")
+        omp = (
+            "OpenMP threads as shipped (`OMP_NUM_THREADS` unset: one per core)"
+            if threads == "default"
+            else f"`OMP_NUM_THREADS={threads}` set for both servers"
+        )
         lines += [
-            f"**{w} uvicorn worker{'s' if w > 1 else ''}** for each server:",
+            f"**{w} uvicorn worker{'s' if w > 1 else ''}** for each server, {omp}:",
             "",
-            f"| {w} worker{'s' if w > 1 else ''} | open loop {s['rate']:g}/s for "
+            f"| {w} worker{'s' if w > 1 else ''}, OMP {threads} | open loop {s['rate']:g}/s for "
             f"{s['duration_s']:g} s: p50 | p99 | max | achieved | errors | server CPU per request "
             "| max throughput, 1 row | 100 rows | 100 rows: rows/s |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -658,6 +686,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=200.0, help="open loop: requests/s")
     p.add_argument("--duration", type=float, default=None, help="open loop seconds (60)")
     p.add_argument("--tp-duration", type=float, default=None, help="throughput seconds (20)")
+    p.add_argument(
+        "--omp-threads",
+        nargs="+",
+        default=["default"],
+        help="OMP_NUM_THREADS for both servers, one run each: 'default' (unset: one "
+        "OpenMP thread per core) or a number",
+    )
     p.add_argument("--connections", type=int, default=8, help="throughput: connections")
     p.add_argument("--floor-calls", type=int, default=None, help="floor: timed calls (3000)")
     p.add_argument("--workspace", type=Path, default=None, help="reuse a quickstart workspace")

@@ -167,7 +167,12 @@ async def run_open(
 
     async def one(i: int, due: float) -> None:
         nonlocal opened, bad
-        conn = idle.pop() if idle else None
+        conn = None
+        while idle and conn is None:
+            conn = idle.pop()
+            if conn.reader.at_eof():  # closed by the server while idle (keep-alive timeout)
+                conn.close()
+                conn = None
         sent = loop.time()
         tally.send_lag.append(sent - due)
         try:
