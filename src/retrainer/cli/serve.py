@@ -6,7 +6,7 @@ import ipaddress
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -40,7 +40,12 @@ def serve_cmd(
     ] = 1,
     poll: Annotated[
         float,
-        typer.Option("--poll", min=0.01, help="Seconds between checks of the champion alias."),
+        typer.Option(
+            "--poll",
+            min=0.01,
+            help="Seconds between checks of the champion alias, and between rollout passes "
+            "(traffic stats written, guardrails judged, steps advanced or rolled back).",
+        ),
     ] = 2.0,
     max_body: Annotated[
         int,
@@ -78,9 +83,13 @@ def serve_cmd(
             "127.0.0.1 behind an authenticating proxy",
             param_hint="--host",
         )
-    config = ServiceConfig(
-        poll_seconds=poll, max_body_bytes=max_body, log_queue=log_queue, token=token
-    )
+    settings: dict[str, Any] = {
+        "poll_seconds": poll,
+        "rollout_seconds": poll,
+        "max_body_bytes": max_body,
+        "log_queue": log_queue,
+    }
+    config = ServiceConfig(**settings, token=token)
     c = console(stderr=True)
     if workers == 1:
         app = guard(lambda: create_app(workspace, config=config))
@@ -89,9 +98,7 @@ def serve_cmd(
         return
     guard(lambda: Workspace.open(workspace).close())  # a bad spec fails here, not per worker
     os.environ[ENV_WORKSPACE] = str(workspace.resolve())
-    os.environ[ENV_CONFIG] = json.dumps(
-        {"poll_seconds": poll, "max_body_bytes": max_body, "log_queue": log_queue}
-    )
+    os.environ[ENV_CONFIG] = json.dumps(settings)
     c.print(f"serving {workspace.resolve()} on http://{host}:{port} with {workers} workers")
     uvicorn.run(
         "retrainer.service.app:create_app_from_env",

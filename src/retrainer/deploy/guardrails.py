@@ -291,6 +291,6 @@ def _metric(
     text = (
         f"realised {metric} {cand.value:.4f} vs champion {champ.value:.4f} "
         f"(drop {drop:.4f} {'above' if bad else 'within'} {limit}; "
-        f"{cand.labelled}/{champ.labelled} labels)"
+        f"labels: candidate {cand.labelled}, champion {champ.labelled})"
     )
     return Verdict("metric_drop", "trip" if bad else "pass", _r(drop), limit, text)
