@@ -14,20 +14,23 @@ Both outcomes must show in alias history and in the audit log, and no request fa
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-from servekit import MODEL, build_workspace, copy_workspace, running
+from servekit import (
+    MODEL,
+    Client,
+    audit,
+    build_workspace,
+    moves,
+    register_candidate,
+    running,
+    with_deploy,
+)
 
-from conftest import synthetic_batch
 from retrainer.deploy import start_rollout
 from retrainer.deploy.predlog import read_prediction_log
-from retrainer.deploy.store import RolloutInfo, RolloutStore
-from retrainer.registry import CHAMPION, list_events
+from retrainer.registry import CHAMPION
 from retrainer.service import ServiceConfig, create_app
 from retrainer.service.state import SHADOW_SUFFIX
 from retrainer.workspace import Workspace
@@ -75,107 +78,10 @@ def base_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_workspace(tmp_path_factory.mktemp("rollout-e2e") / "ws")
 
 
-def workspace(base: Path, dest: Path, deploy: str) -> Path:
-    root = copy_workspace(base, dest)
-    with (root / "retrainer.yaml").open("a") as f:
-        f.write(deploy)
-    return root
-
-
-def rows(flipped: bool, seed: int) -> Iterator[tuple[dict[str, Any], int]]:
-    """Endless (features, true label) pairs of one concept."""
-    while True:
-        frame = synthetic_batch(seed, 500, start_day=0, flipped=flipped)
-        for rec in frame.to_dict("records"):
-            yield {k: rec[k] for k in ("x1", "x2", "color")}, int(rec["y"])
-        seed += 1000
-
-
-class Client:
-    """Sends one row per request and its true label right after; keeps every answer."""
-
-    def __init__(self, url: str, flipped: bool, seed: int = 11) -> None:
-        self.url = url
-        self.http = httpx.Client(timeout=60)
-        self.rows = rows(flipped, seed)
-        self.statuses: Counter[int] = Counter()
-        self.versions: list[int] = []
-
-    def send(self, n: int, *, key: str | None = None) -> None:
-        for _ in range(n):
-            features, label = next(self.rows)
-            headers = {"x-request-key": key} if key else {}
-            r = self.http.post(
-                f"{self.url}/v1/models/{MODEL}/predict",
-                json={"records": [features]},
-                headers=headers,
-            )
-            self.statuses[r.status_code] += 1
-            if r.status_code != 200:
-                continue
-            body = r.json()
-            self.versions.append(body["version"])
-            pid = body["predictions"][0]["prediction_id"]
-            fb = self.http.post(
-                f"{self.url}/v1/models/{MODEL}/feedback",
-                json={"labels": [{"prediction_id": pid, "label": label}]},
-            )
-            self.statuses[fb.status_code] += 1
-
-    def until_done(self, root: Path, batch: int = 10) -> RolloutInfo:
-        """Send traffic until the rollout is no longer active (bounded by a request count)."""
-        with Workspace.open(root) as ws:
-            store = RolloutStore(ws.db)
-            for _ in range(400):
-                latest = store.latest(MODEL)
-                assert latest is not None
-                if latest.state != "active":
-                    return latest
-                self.send(batch)
-        raise AssertionError(f"the rollout did not end: {latest}")
-
-
-def register_candidate(root: Path, *, broken: bool) -> int:
-    """A READY version whose gates passed: v1's pipeline refitted to fresh rows of v1's
-    concept, with their labels shuffled when ``broken``."""
-    import numpy as np
-    from sklearn.base import clone
-
-    from retrainer.registry.serialization import dump_model, load_model
-
-    with Workspace.open(root) as ws:
-        reg = ws.registry
-        champion = reg.get(MODEL, 1)
-        assert champion.artifact_sha256 is not None
-        estimator = clone(load_model(ws.artifacts.get(champion.artifact_sha256)))
-        frame = synthetic_batch(99, 600, start_day=0)
-        labels = frame["y"].to_numpy()
-        if broken:
-            labels = np.random.default_rng(5).permutation(labels)
-        estimator.fit(frame[["x1", "x2", "color"]], labels)
-        sha = ws.artifacts.put(dump_model(estimator))
-        version = reg.create_version(MODEL, run_id=None, actor="trainer", params={}, lineage={})
-        reg.attach_artifact(MODEL, version, sha, actor="trainer")
-        reg.mark_ready(MODEL, version, metrics={}, decision={"passed": True}, actor="trainer")
-        return version
-
-
-def audit(root: Path) -> list[tuple[str, str, dict[str, Any]]]:
-    with Workspace.open(root) as ws:
-        return ws.db.transaction(
-            lambda s: [(e.action, e.subject, e.payload) for e in list_events(s, limit=100_000)]
-        )
-
-
-def moves(root: Path, alias: str) -> list[tuple[int | None, int | None, str]]:
-    with Workspace.open(root) as ws:
-        return [(m.from_version, m.to_version, m.actor) for m in ws.registry.history(MODEL, alias)]
-
-
 def test_a_canary_passes_its_steps_and_the_server_promotes_it(
     base_ws: Path, tmp_path: Path
 ) -> None:
-    root = workspace(base_ws, tmp_path / "ws", CANARY)
+    root = with_deploy(base_ws, tmp_path / "ws", CANARY)
     good = register_candidate(root, broken=False)
     with running(create_app(root, config=FAST)) as url:
         client = Client(url, flipped=False)
@@ -211,7 +117,7 @@ def test_a_canary_passes_its_steps_and_the_server_promotes_it(
 def test_a_worse_candidate_is_rolled_back_when_labels_show_the_drop(
     base_ws: Path, tmp_path: Path
 ) -> None:
-    root = workspace(base_ws, tmp_path / "ws", CANARY_HELD)
+    root = with_deploy(base_ws, tmp_path / "ws", CANARY_HELD)
     worse = register_candidate(root, broken=True)
     with running(create_app(root, config=FAST)) as url:
         client = Client(url, flipped=False)  # labels of the concept v1 learnt
@@ -240,7 +146,7 @@ def test_a_worse_candidate_is_rolled_back_when_labels_show_the_drop(
 
 
 def test_sticky_keys_stay_on_one_side(base_ws: Path, tmp_path: Path) -> None:
-    root = workspace(base_ws, tmp_path / "ws", CANARY_HELD.replace("metric_drop: 0.1", ""))
+    root = with_deploy(base_ws, tmp_path / "ws", CANARY_HELD.replace("metric_drop: 0.1", ""))
     with running(create_app(root, config=FAST)) as url:
         client = Client(url, flipped=True)
         with Workspace.open(root) as ws:
@@ -259,7 +165,7 @@ def test_sticky_keys_stay_on_one_side(base_ws: Path, tmp_path: Path) -> None:
 def test_a_shadow_scores_every_request_without_answering_and_is_promoted(
     base_ws: Path, tmp_path: Path
 ) -> None:
-    root = workspace(base_ws, tmp_path / "ws", SHADOW)
+    root = with_deploy(base_ws, tmp_path / "ws", SHADOW)
     good = register_candidate(root, broken=False)
     with running(create_app(root, config=FAST)) as url:
         client = Client(url, flipped=False)
@@ -282,7 +188,7 @@ def test_a_shadow_scores_every_request_without_answering_and_is_promoted(
 def test_a_shadow_whose_predictions_drift_from_the_champions_is_rolled_back(
     base_ws: Path, tmp_path: Path
 ) -> None:
-    root = workspace(base_ws, tmp_path / "ws", SHADOW)
+    root = with_deploy(base_ws, tmp_path / "ws", SHADOW)
     broken = register_candidate(root, broken=True)  # its scores crowd around 0.5
     with running(create_app(root, config=FAST)) as url:
         client = Client(url, flipped=False)

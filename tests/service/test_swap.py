@@ -10,7 +10,7 @@ import httpx
 import pytest
 from servekit import MODEL, ROW, build_workspace, copy_workspace, running
 
-from retrainer.registry import promote
+from retrainer.registry import list_events, promote
 from retrainer.service import ServiceConfig, create_app
 from retrainer.workspace import Workspace
 
@@ -90,7 +90,9 @@ def test_swapping_the_champion_under_load_fails_zero_requests(ws: Path) -> None:
     assert 'retrainer_serve_model_swaps_total{model="toy"} 2.0' in metrics  # startup + swap
 
 
-def test_a_corrupt_version_is_never_swapped_in_and_health_says_degraded(ws: Path) -> None:
+def test_a_corrupt_version_is_never_swapped_in_and_health_says_degraded(
+    ws: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with Workspace.open(ws) as w:
         sha = w.registry.get(MODEL, 2).artifact_sha256
         assert sha is not None
@@ -124,6 +126,15 @@ def test_a_corrupt_version_is_never_swapped_in_and_health_says_degraded(ws: Path
     )
     assert 'retrainer_serve_model_load_failures_total{model="toy"} 1.0' in metrics
     assert ready.status_code == 200
+    # SEC-05: the corrupt version is quarantined, audited; an alert was logged.
+    with Workspace.open(ws) as w:
+        assert w.registry.get(MODEL, 2).status == "QUARANTINED"
+        events = w.db.transaction(
+            lambda s: [(e.action, e.subject, e.payload) for e in list_events(s, limit=1000)]
+        )
+    [(_, _, payload)] = [e for e in events if e[:2] == ("version.quarantined", f"{MODEL}:2")]
+    assert "sha256 mismatch" in payload["reason"]
+    assert any("version 2 quarantined" in r.getMessage() for r in caplog.records)
 
 
 def test_a_failing_log_disk_drops_and_counts_but_predictions_succeed(ws: Path) -> None:
