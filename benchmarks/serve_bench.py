@@ -372,45 +372,45 @@ def measure_server(
     opts: argparse.Namespace,
     tmp: Path,
 ) -> dict[str, Any]:
-    """Start a server, warm it up, run the open loop and the two throughput runs, stop it."""
+    """The open loop and the two throughput runs, each against a freshly started and
+    warmed-up server (an overloaded phase leaves a backlog that would spill into the next)."""
     res: dict[str, Any] = {"command": " ".join(cmd)}
-    logfile = tmp / f"{label}.log"
-    t0 = time.monotonic()
-    with server(cmd, env, ready_url, logfile) as pid:
-        res["startup_s"] = time.monotonic() - t0
-        res["sample_response_1row"] = post(predict_url, one[0])
-        f1 = tmp / f"{label}-1.json"
-        f1.write_text(json.dumps(one))
-        log(f"{label}: warm-up")
-        load_process(["closed", "--url", predict_url, "--bodies", str(f1), "--duration", "3",
-                      "--connections", "2"])  # fmt: skip
-        time.sleep(1)
-        log(f"{label}: open loop {opts.rate:g}/s for {opts.duration:g} s")
-        res["load_before"] = load_average()
-        cpu0 = tree_cpu_s(pid)
-        res["open_loop"] = load_process(
-            ["open", "--url", predict_url, "--bodies", str(f1), "--rate", str(opts.rate),
-             "--duration", str(opts.duration)]
-        )  # fmt: skip
-        cpu1 = tree_cpu_s(pid)
-        res["open_loop"]["server_cpu_s"] = cpu1 - cpu0
-        res["open_loop"]["server_cpu_ms_per_request"] = (
-            (cpu1 - cpu0) * 1000 / max(1, res["open_loop"]["completed"])
-        )
-        res["load_after_open_loop"] = load_average()
-        for rows, body_list in ((1, one), (100, hundred)):
-            time.sleep(2)
-            log(f"{label}: max throughput, {rows}-row requests, {opts.tp_duration:g} s")
+    f1 = tmp / f"{label}-1.json"
+    f1.write_text(json.dumps(one))
+    phases = ["open_loop", "throughput_1row", "throughput_100row"]
+    for phase in phases:
+        logfile = tmp / f"{label}-{phase}.log"
+        t0 = time.monotonic()
+        with server(cmd, env, ready_url, logfile) as pid:
+            res.setdefault("startup_s", time.monotonic() - t0)
+            res.setdefault("sample_response_1row", post(predict_url, one[0]))
+            load_process(["closed", "--url", predict_url, "--bodies", str(f1), "--duration", "3",
+                          "--connections", "2"])  # fmt: skip
+            time.sleep(1)
+            before = load_average()
             c0 = tree_cpu_s(pid)
-            tp = throughput(predict_url, body_list, opts.tp_duration, opts.connections, tmp, rows)
-            tp["server_cpu_s"] = tree_cpu_s(pid) - c0
-            res[f"throughput_{rows}row"] = tp
-        if label.startswith("retrainer"):
-            try:
-                res["health"] = get(ready_url.replace("/ready", "/health"))
-            except (urllib.error.URLError, OSError) as exc:
-                res["health"] = {"error": str(exc)}
-    res["log_tail"] = logfile.read_text()[-1500:]
+            if phase == "open_loop":
+                log(f"{label}: open loop {opts.rate:g}/s for {opts.duration:g} s")
+                r = load_process(
+                    ["open", "--url", predict_url, "--bodies", str(f1), "--rate",
+                     str(opts.rate), "--duration", str(opts.duration)]
+                )  # fmt: skip
+            else:
+                rows, body_list = (1, one) if phase == "throughput_1row" else (100, hundred)
+                log(f"{label}: max throughput, {rows}-row requests, {opts.tp_duration:g} s")
+                r = throughput(
+                    predict_url, body_list, opts.tp_duration, opts.connections, tmp, rows
+                )
+            r["server_cpu_s"] = tree_cpu_s(pid) - c0
+            r["server_cpu_ms_per_request"] = r["server_cpu_s"] * 1000 / max(1, r["completed"])
+            r["load_before"], r["load_after"] = before, load_average()
+            res[phase] = r
+            if label.startswith("retrainer"):
+                try:
+                    r["health_log"] = get(ready_url.replace("/ready", "/health")).get("log")
+                except (urllib.error.URLError, OSError) as exc:
+                    r["health_log"] = {"error": str(exc)}
+        r["server_log_tail"] = logfile.read_text()[-1000:]
     return res
 
 
@@ -561,6 +561,11 @@ def _errors(r: dict[str, Any]) -> str:
     return f"{n:,}"
 
 
+def _loads(*phases: dict[str, Any]) -> str:
+    """The 1-minute load average at the end of each phase."""
+    return " / ".join(_f(p.get("load_after", {}).get("1m"), 1) for p in phases)
+
+
 def render(result: dict[str, Any]) -> str:
     """The markdown between the serve-results markers."""
     m, v, s = result["machine"], result["versions"], result["settings"]
@@ -613,8 +618,8 @@ def render(result: dict[str, Any]) -> str:
             "",
             f"| {w} worker{'s' if w > 1 else ''}, OMP {threads} | open loop {s['rate']:g}/s for "
             f"{s['duration_s']:g} s: p50 | p99 | max | achieved | errors | server CPU per request "
-            "| max throughput, 1 row | 100 rows | 100 rows: rows/s |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| max throughput, 1 row | 100 rows | 100 rows: rows/s | load (1 min) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
         for who in ("retrainer", "mlflow"):
             r = run_.get(who)
@@ -628,7 +633,7 @@ def render(result: dict[str, Any]) -> str:
                 f"{_f(o['server_cpu_ms_per_request'], 2)} ms | "
                 f"{_f(t1['requests_per_s'], 0)} req/s ({_errors(t1)} err) | "
                 f"{_f(t100['requests_per_s'], 0)} req/s ({_errors(t100)} err) | "
-                f"{_f(t100['rows_per_s'], 0)} |"
+                f"{_f(t100['rows_per_s'], 0)} | {_loads(o, t1, t100)} |"
             )
         r, ml = run_.get("retrainer"), run_.get("mlflow")
         p99 = r["open_loop"]["latency"]["p99_ms"] if r else None
