@@ -362,6 +362,12 @@ class Steps:
             "source": self.spec.data.source,
             "trigger": self.outputs["decide"],
             "spec_sha256": spec_hash(self.spec),
+            "task": self.spec.model.task,
+            "target": self.spec.model.target,
+            "features": {
+                "numeric": list(self.spec.model.features.numeric),
+                "categorical": list(self.spec.model.features.categorical),
+            },
             "seed": self.spec.train.seed,
             "environment": capture_environment(self.ws.root),
             "leakage": leakage.to_dict(),

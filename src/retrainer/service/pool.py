@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -127,15 +127,22 @@ class ModelPool:
         self.retry_seconds = retry_seconds
         self._on_swap = on_swap
         self._on_failure = on_failure
-        self._slots: dict[str, _Slot] = {name: _Slot() for name in self.served_names()}
+        self._slots: dict[str, _Slot] = {ws.spec.model.name: _Slot()}
         self._lock = threading.Lock()  # serialises refreshes (poller vs. explicit calls)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.poll_error: str | None = None
 
     def served_names(self) -> list[str]:
-        """The models served: the spec's model (the only one whose features are known)."""
-        return [self.ws.spec.model.name]
+        """The models served: the spec's model and every model with a ``champion`` alias.
+
+        A model's feature schema and task come from its version's lineage (recorded at
+        training), or from the spec for the spec's model.
+        """
+        registry = self.ws.registry
+        named = {self.ws.spec.model.name}
+        named |= {m for m in registry.models() if registry.get_alias(m, CHAMPION) is not None}
+        return sorted(named)
 
     # -- reading (request path) --------------------------------------------------------
 
@@ -201,8 +208,14 @@ class ModelPool:
         return out
 
     def ready(self) -> bool:
-        """True when every served model has a loaded version."""
-        return all(slot.champion is not None for slot in self._slots.values())
+        """True when the spec's model has a loaded version and every other served model
+        has one or has failed to load (reported by ``problems``; it must not keep the
+        whole server out of rotation)."""
+        main = self.ws.spec.model.name
+        return all(
+            slot.champion is not None or (name != main and slot.failures)
+            for name, slot in self._slots.items()
+        )
 
     # -- loading (poller) --------------------------------------------------------------
 
@@ -226,6 +239,9 @@ class ModelPool:
         """One poll: load and swap in whatever the aliases and the selector now name."""
         with self._lock:
             try:
+                new = [n for n in self.served_names() if n not in self._slots]
+                if new:  # copy-on-write: request threads read the dict without a lock
+                    self._slots = {**self._slots, **{n: _Slot() for n in new}}
                 for name in self._slots:
                     self._refresh_model(name)
                 self.poll_error = None
@@ -292,15 +308,14 @@ class ModelPool:
             raise ConflictError(f"{name}:{version} has no artifact")
         data = self.ws.artifacts.get(info.artifact_sha256, what=f"model {name} v{version}")
         estimator = load_model(data, extra_trusted=self.ws.spec.train.trusted_types)
-        spec_model = self.ws.spec.model
-        feats = spec_model.features
+        numeric, categorical, task = self._signature(name, version, info.lineage)
         schema = FeatureSchema(
-            numeric=tuple(feats.numeric),
-            categorical=tuple(feats.categorical),
-            categories=_known_categories(estimator, list(feats.categorical)),
+            numeric=numeric,
+            categorical=categorical,
+            categories=_known_categories(estimator, list(categorical)),
         )
         classes: tuple[Any, ...] = ()
-        if spec_model.task == "classification":
+        if task == "classification":
             if not hasattr(estimator, "predict_proba") or not hasattr(estimator, "classes_"):
                 raise TypeError(
                     f"{name}:{version}: a classifier without predict_proba/classes_ "
@@ -314,8 +329,30 @@ class ModelPool:
             sha256=info.artifact_sha256,
             estimator=estimator,
             schema=schema,
-            task=spec_model.task,
+            task=task,
             classes=classes,
+        )
+
+    def _signature(
+        self, name: str, version: int, lineage: Mapping[str, Any]
+    ) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+        """(numeric features, categorical features, task) of a version.
+
+        From its lineage (``features``, ``task``: recorded at training), else from the
+        spec when it is the spec's model. Raises PolicyError when neither knows.
+        """
+        from retrainer.errors import PolicyError
+
+        feats, task = lineage.get("features"), lineage.get("task")
+        if isinstance(feats, Mapping) and task in ("classification", "regression"):
+            return tuple(feats.get("numeric", ())), tuple(feats.get("categorical", ())), task
+        spec_model = self.ws.spec.model
+        if name == spec_model.name:
+            f = spec_model.features
+            return tuple(f.numeric), tuple(f.categorical), spec_model.task
+        raise PolicyError(
+            f"{name}:{version} records no feature schema (features, task) in its lineage "
+            "and is not the spec's model: the server cannot check its input"
         )
 
 

@@ -86,7 +86,7 @@ class RolloutRuntime:
 
     Args:
         ws: The open workspace.
-        models: The served model names.
+        models: Returns the served model names (asked on every pass).
         log_root: The prediction log folder (read to feed the ``metric_drop`` guardrail).
         interval_s: How often the loop flushes, ticks and refreshes.
         on_change: Called (from the loop thread) after a tick changed a rollout or
@@ -97,7 +97,7 @@ class RolloutRuntime:
     def __init__(
         self,
         ws: Workspace,
-        models: Sequence[str],
+        models: Callable[[], Sequence[str]],
         *,
         log_root: Path,
         interval_s: float = 2.0,
@@ -105,7 +105,7 @@ class RolloutRuntime:
         rng: random.Random | None = None,
     ) -> None:
         self.ws = ws
-        self.models = tuple(models)
+        self.models = models
         self.log_root = log_root
         self.interval_s = interval_s
         self.on_change = on_change
@@ -198,7 +198,7 @@ class RolloutRuntime:
 
     def start(self) -> None:
         """Read the routing view once, then run the loop in a daemon thread."""
-        for model in self.models:
+        for model in self.models():
             try:
                 self.router.refresh(model)
             except Exception as exc:  # noqa: BLE001 - the loop retries
@@ -229,7 +229,7 @@ class RolloutRuntime:
         except Exception as exc:  # noqa: BLE001 - kept for the next flush
             errors.append(f"stats flush: {type(exc).__name__}: {exc}")
         changed = False
-        for model in self.models:
+        for model in self.models():
             before = self.router.cached(model)
             try:
                 self._feed_labels(model)

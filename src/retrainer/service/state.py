@@ -97,7 +97,7 @@ class ServiceState:
         if selector is None and config.rollouts:
             self.rollouts = RolloutRuntime(
                 ws,
-                [ws.spec.model.name],
+                lambda: self.pool.names(),
                 log_root=log_root,
                 interval_s=config.rollout_seconds,
                 on_change=lambda: self.pool.refresh(),
