@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from retrainer.registry import CHAMPION
-from retrainer.service.schema import FeatureSchema
+from retrainer.service.schema import FeatureSchema, ParsedInput
+from retrainer.service.scoring import Scorer
 from retrainer.workspace import Workspace
 
 __all__ = ["ChampionSelector", "ModelPool", "ServedModel", "VersionSelector"]
@@ -77,7 +78,13 @@ class ServedModel:
     schema: FeatureSchema
     task: str
     classes: tuple[Any, ...] = ()
+    scorer: Scorer | None = None
     loaded_at: float = field(default_factory=time.time)
+
+    def score(self, parsed: ParsedInput) -> list[dict[str, Any]]:
+        """One result per row (:meth:`Scorer.score`)."""
+        scorer = self.scorer or Scorer(self.estimator, self.task, self.classes)
+        return scorer.score(parsed)
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready summary for health and model listings."""
@@ -86,6 +93,7 @@ class ServedModel:
             "sha256": self.sha256,
             "task": self.task,
             "features": self.schema.to_dict(),
+            "array_path": self.scorer is not None and self.scorer.direct,
         }
 
 
@@ -322,7 +330,8 @@ class ModelPool:
                     f"({type(estimator).__name__})"
                 )
             classes = tuple(_plain(c) for c in estimator.classes_)
-        _smoke_test(estimator, schema)
+        scorer = Scorer(estimator, task, classes)
+        _smoke_test(scorer, schema)
         return ServedModel(
             name=name,
             version=version,
@@ -331,6 +340,7 @@ class ModelPool:
             schema=schema,
             task=task,
             classes=classes,
+            scorer=scorer,
         )
 
     def _signature(
@@ -375,11 +385,17 @@ def _known_categories(estimator: Any, categorical: list[str]) -> dict[str, froze
     return out
 
 
-def _smoke_test(estimator: Any, schema: FeatureSchema) -> None:
-    """Predict one synthetic row, so a model that cannot predict is never swapped in."""
-    row: dict[str, Any] = dict.fromkeys(schema.numeric, 0.0)
-    for name in schema.categorical:
-        known = sorted(schema.categories.get(name, ()), key=str)
-        row[name] = known[0] if known else ""
-    frame = schema.parse({"records": [row]}).frame
-    estimator.predict(frame)
+def _smoke_test(scorer: Scorer, schema: FeatureSchema) -> None:
+    """Predict synthetic rows, so a model that cannot predict is never swapped in; on
+    them, check the scorer's array path gives the pipeline's numbers (else not used)."""
+    values = (0.0, 1.0, -1.5, 1e3, 0.25)
+    rows: list[dict[str, Any]] = []
+    for i, value in enumerate(values):
+        row: dict[str, Any] = {n: value * (j + 1) for j, n in enumerate(schema.numeric)}
+        for name in schema.categorical:
+            known = sorted(schema.categories.get(name, ()), key=str)
+            row[name] = known[i % len(known)] if known else ""
+        rows.append(row)
+    probe = schema.parse({"records": rows})
+    scorer.enable_direct(schema, probe)
+    scorer.score(probe)

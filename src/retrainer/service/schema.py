@@ -15,11 +15,13 @@ Extra fields are ignored. Every refusal names the row and the field.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["MAX_ROWS", "FeatureSchema", "InputProblem", "ParsedInput"]
@@ -43,11 +45,26 @@ class InputProblem(ValueError):
 
 @dataclass(frozen=True)
 class ParsedInput:
-    """A checked payload: the feature frame, and unknown categories seen per feature."""
+    """A checked payload: its rows as arrays (``numeric`` floats, ``categorical`` objects,
+    columns in the schema's order), the checked rows, and unknown categories per feature.
+    ``frame`` is the pandas frame the pipeline takes (built on first use)."""
 
-    frame: pd.DataFrame
+    numeric: np.ndarray
+    categorical: np.ndarray
+    names: tuple[str, ...]
     rows: list[dict[str, Any]]
     unknown: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @functools.cached_property
+    def frame(self) -> pd.DataFrame:
+        """The feature frame: numeric columns as float64, categorical ones as object."""
+        k = self.numeric.shape[1]
+        data = {name: self.numeric[:, j] for j, name in enumerate(self.names[:k])}
+        data |= {name: self.categorical[:, j] for j, name in enumerate(self.names[k:])}
+        return pd.DataFrame(data, columns=list(self.names))
 
 
 @dataclass(frozen=True)
@@ -86,6 +103,13 @@ class FeatureSchema:
             raise InputProblem(f"expected at most {MAX_ROWS} rows, got {len(rows)}")
         unknown: dict[str, int] = {}
         clean: list[dict[str, Any]] = []
+        numeric = np.empty((len(rows), len(self.numeric)), dtype=float)
+        categorical = np.empty((len(rows), len(self.categorical)), dtype=object)
+        as_text = {
+            name: not self.categories.get(name)
+            or any(isinstance(k, str) for k in self.categories[name])
+            for name in self.categorical
+        }
         for i, row in enumerate(rows):
             if not isinstance(row, Mapping):
                 raise InputProblem(
@@ -93,23 +117,18 @@ class FeatureSchema:
                     row=i,
                 )
             out: dict[str, Any] = {}
-            for name in self.numeric:
-                out[name] = _number(row, name, i)
-            for name in self.categorical:
+            for j, name in enumerate(self.numeric):
+                out[name] = numeric[i, j] = _number(row, name, i)
+            for j, name in enumerate(self.categorical):
                 value: Any = _category(row, name, i)
-                known = self.categories.get(name)
-                if not known or any(isinstance(k, str) for k in known):
+                if as_text[name]:
                     value = str(value)  # text categories (as in training), or unknown
+                known = self.categories.get(name)
                 if known and value not in known:
                     unknown[name] = unknown.get(name, 0) + 1
-                out[name] = value
+                out[name] = categorical[i, j] = value
             clean.append(out)
-        frame = pd.DataFrame(clean, columns=list(self.names))
-        for name in self.numeric:
-            frame[name] = frame[name].astype(float)
-        for name in self.categorical:
-            frame[name] = frame[name].astype(object)
-        return ParsedInput(frame=frame, rows=clean, unknown=unknown)
+        return ParsedInput(numeric, categorical, self.names, clean, unknown)
 
 
 def _rows(payload: Any, names: Sequence[str]) -> list[Any]:

@@ -14,10 +14,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from retrainer.deploy.router import Route
 from retrainer.service.pool import ServedModel
+from retrainer.service.schema import ParsedInput
 
 __all__ = ["ShadowJob", "ShadowScorer"]
 
@@ -29,8 +29,7 @@ class ShadowJob:
     """The rows one request's champion answered, to be scored by ``served`` too."""
 
     served: ServedModel
-    frame: Any
-    rows: list[dict[str, Any]]
+    parsed: ParsedInput
     prediction_ids: list[str]
     route: Route
     predicted_at: datetime

@@ -16,17 +16,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from retrainer.deploy.alerts import WebhookAlerter
 from retrainer.deploy.predlog import LOG_DIR, PredictionLogWriter, PredictionRecord
 from retrainer.deploy.router import Route
 from retrainer.errors import ArtifactIntegrityError, ConflictError
-from retrainer.monitor.predictions import InvalidRecordsError, add_labels, label_text
+from retrainer.monitor.predictions import InvalidRecordsError, add_labels
 from retrainer.service.metrics import ServiceMetrics
 from retrainer.service.pool import ModelPool, ServedModel, VersionSelector
 from retrainer.service.rollouts import RolloutRuntime, quarantine
 from retrainer.service.schema import InputProblem
+from retrainer.service.scoring import ThreadLimit
 from retrainer.service.shadow import ShadowJob, ShadowScorer
 from retrainer.workspace import Workspace
 
@@ -54,6 +53,8 @@ class ServiceConfig:
             version selector is given: it decides alone).
         rollout_seconds: How often rollout stats are flushed and the rollout is judged.
         shadow_queue: Shadow-scoring jobs held before they are dropped.
+        model_threads: OpenMP threads per model call (None: the library's default, one
+            per core); 1 suits a server answering many requests at once.
     """
 
     poll_seconds: float = 2.0
@@ -67,6 +68,7 @@ class ServiceConfig:
     rollouts: bool = True
     rollout_seconds: float = 2.0
     shadow_queue: int = 1_000
+    model_threads: int | None = 1
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class ServiceState:
             on_drop=lambda reason, n: m.log_dropped.labels(reason).inc(n),
             on_write=m.log_written.inc,
         )
+        self._threads = ThreadLimit(config.model_threads)
         self.shadow = ShadowScorer(
             self._score_shadow,
             max_queue=config.shadow_queue,
@@ -230,7 +233,8 @@ class ServiceState:
         for feature, count in parsed.unknown.items():
             m.unknown_categories.labels(name, feature).inc(count)
         try:
-            results = _predict(served, parsed.frame)
+            with self._threads():
+                results = served.score(parsed)
         except Exception as exc:  # answer, count and log; never crash
             logger.exception("%s v%s: predict failed", name, version)
             m.errors.labels(name, "predict_failed").inc()
@@ -244,7 +248,7 @@ class ServiceState:
         m.latency.labels(name, version).observe(time.perf_counter() - start)
         self._record(route, served, start, results=results)
         if shadow is not None and route is not None:
-            self.shadow.submit(ShadowJob(shadow, parsed.frame, parsed.rows, ids, route, now))
+            self.shadow.submit(ShadowJob(shadow, parsed, ids, route, now))
         return Reply(
             200,
             {
@@ -332,7 +336,8 @@ class ServiceState:
         start = time.perf_counter()
         name = job.served.name
         try:
-            results = _predict(job.served, job.frame)
+            with self._threads():
+                results = job.served.score(job.parsed)
         except Exception:
             logger.exception("%s v%s: shadow predict failed", name, job.served.version)
             self.metrics.shadow.labels(name, "failed").inc()
@@ -341,7 +346,7 @@ class ServiceState:
         self.metrics.shadow.labels(name, "scored").inc()
         self._record(job.route, job.served, start, results=results)
         ids = [f"{pid}{SHADOW_SUFFIX}" for pid in job.prediction_ids]
-        self._log(job.served, job.rows, results, ids, job.predicted_at)
+        self._log(job.served, job.parsed.rows, results, ids, job.predicted_at)
 
     # -- feedback ------------------------------------------------------------------------
 
@@ -381,23 +386,3 @@ def _traffic_value(result: dict[str, Any]) -> float | str | None:
     """What the rollout's prediction-drift guardrail compares: score, else the class."""
     score = result.get("score")
     return score if score is not None else result.get("label")
-
-
-def _predict(served: ServedModel, frame: Any) -> list[dict[str, Any]]:
-    """One result per row: ``label`` + ``probabilities`` (+ ``score`` when binary), or ``score``."""
-    if served.task == "classification":
-        proba = np.asarray(served.estimator.predict_proba(frame), dtype=float)
-        names = [label_text(c) for c in served.classes]
-        best = proba.argmax(axis=1)
-        out = []
-        for i in range(len(frame)):
-            result: dict[str, Any] = {
-                "label": names[best[i]],
-                "probabilities": {n: float(p) for n, p in zip(names, proba[i], strict=True)},
-            }
-            if len(names) == 2:
-                result["score"] = float(proba[i, 1])
-            out.append(result)
-        return out
-    values = np.asarray(served.estimator.predict(frame), dtype=float).reshape(-1)
-    return [{"score": float(v)} for v in values]

@@ -86,7 +86,7 @@ def domain_classifier(
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+    from threadpoolctl import threadpool_limits
 
     if not numeric and not categorical:
         raise ValueError("expected at least one column for the domain classifier")
