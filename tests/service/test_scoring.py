@@ -83,15 +83,26 @@ def test_other_pipelines_keep_the_pipeline_path(transformers: list[Any]) -> None
     assert [r["score"] for r in scorer.score(parsed)] == pipeline.predict(parsed.frame).tolist()
 
 
-def test_a_thread_limit_caps_openmp_inside_and_restores_it() -> None:
+def test_a_thread_limit_caps_openmp_in_the_scoring_thread_only() -> None:
+    import threading
+
     from threadpoolctl import threadpool_info
 
     def openmp() -> set[int]:
         return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"}
 
     before = openmp()
-    with ThreadLimit(1)():
-        assert openmp() <= {1}
-    assert openmp() == before
+    seen: dict[str, set[int]] = {}
+
+    def score() -> None:
+        with ThreadLimit(1)():
+            seen["inside"] = openmp()
+        seen["after"] = openmp()  # left set in this (worker) thread
+
+    worker = threading.Thread(target=score)
+    worker.start()
+    worker.join()
+    assert seen["inside"] <= {1} and seen["after"] <= {1}
+    assert openmp() == before  # other threads keep theirs
     with ThreadLimit(None)():
         assert openmp() == before

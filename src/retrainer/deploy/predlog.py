@@ -19,11 +19,11 @@ come from the folder names. :func:`read_prediction_log` reads them back with Duc
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import logging
 import os
-import queue
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -96,6 +96,9 @@ class LogStats:
         return sum(self.dropped.values())
 
 
+_to_json = json.JSONEncoder(default=str).encode  # one encoder, not one per row
+
+
 def partition_dir(root: Path, model: str, day: str) -> Path:
     """``<root>/model=<model>/date=<day>``: where one model's rows of one day go."""
     return root / f"model={model}" / f"date={day}"
@@ -135,7 +138,10 @@ class PredictionLogWriter:
             )
         self.root = root
         self.stats = LogStats()
-        self._queue: queue.Queue[PredictionRecord] = queue.Queue(maxsize=max_queue)
+        self._max_queue = max_queue
+        self._chunks: collections.deque[list[PredictionRecord]] = collections.deque()
+        self._rows = 0  # rows in _chunks
+        self._ready = threading.Condition()
         self._batch_rows = batch_rows
         self._flush_seconds = flush_seconds
         self._on_drop = on_drop
@@ -154,16 +160,24 @@ class PredictionLogWriter:
     @property
     def queued(self) -> int:
         """Rows waiting to be written."""
-        return self._queue.qsize()
+        return self._rows
 
     def submit(self, records: list[PredictionRecord]) -> int:
-        """Queue rows without blocking; return how many were dropped because it was full."""
-        dropped = 0
-        for rec in records:
-            try:
-                self._queue.put_nowait(rec)
-            except queue.Full:
-                dropped += 1
+        """Queue rows without blocking; return how many were dropped because it was full.
+
+        The rows of one call are queued together (one lock, not one per row); those
+        beyond the queue's room are dropped.
+        """
+        if not records:
+            return 0
+        with self._ready:
+            room = max(self._max_queue - self._rows, 0)
+            taken = records if len(records) <= room else records[:room]
+            if taken:
+                self._chunks.append(taken)
+                self._rows += len(taken)
+                self._ready.notify()
+        dropped = len(records) - len(taken)
         if dropped:
             self._drop("queue_full", dropped, None)
         return dropped
@@ -171,6 +185,8 @@ class PredictionLogWriter:
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the thread (idempotent)."""
         self._stop.set()
+        with self._ready:
+            self._ready.notify_all()
         if self._started and self._thread.is_alive():
             self._thread.join(timeout)
         if not self._thread.is_alive():
@@ -187,33 +203,34 @@ class PredictionLogWriter:
             self._on_drop(reason, rows)
 
     def _drain(self, limit: int | None) -> list[PredictionRecord]:
+        """Queued rows, whole submissions at a time, up to about ``limit`` rows."""
         out: list[PredictionRecord] = []
-        while limit is None or len(out) < limit:
-            try:
-                out.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
+        with self._ready:
+            while self._chunks and (limit is None or len(out) < limit):
+                chunk = self._chunks.popleft()
+                self._rows -= len(chunk)
+                out += chunk
         return out
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                first = self._queue.get(timeout=self._flush_seconds)
-            except queue.Empty:
-                continue
-            batch = [first]
-            # Wait a little for more rows, so that files are not one row each.
-            self._stop.wait(min(0.05, self._flush_seconds))
-            batch += self._drain(self._batch_rows - 1)
-            self._write_all(batch)
+            with self._ready:
+                if not self._chunks:
+                    self._ready.wait(self._flush_seconds)
+                if not self._chunks:
+                    continue
+            if self._rows < self._batch_rows:
+                # Wait a little for more rows, so that files are not one row each.
+                self._stop.wait(min(0.05, self._flush_seconds))
+            self._write_all(self._drain(self._batch_rows))
         self._write_all(self._drain(None))
 
     def _write_all(self, batch: list[PredictionRecord]) -> None:
-        groups: dict[tuple[str, str], list[PredictionRecord]] = {}
+        groups: dict[tuple[str, Any], list[PredictionRecord]] = {}
         for rec in batch:
-            day = rec.predicted_at.strftime("%Y-%m-%d")
-            groups.setdefault((rec.model, day), []).append(rec)
-        for (model, day), rows in groups.items():
+            groups.setdefault((rec.model, rec.predicted_at.date()), []).append(rec)
+        groups_by_text = {(m, d.isoformat()): rows for (m, d), rows in groups.items()}
+        for (model, day), rows in groups_by_text.items():
             try:
                 self._write(partition_dir(self.root, model, day), rows)
             except OSError as exc:  # ENOSPC, EACCES, a file where a folder should be...
@@ -230,21 +247,18 @@ class PredictionLogWriter:
                     self._on_write(len(rows))
 
     def _write(self, folder: Path, rows: list[PredictionRecord]) -> None:
-        table = pa.Table.from_pylist(
-            [
-                {
-                    "prediction_id": r.prediction_id,
-                    "predicted_at": r.predicted_at,
-                    "version": r.version,
-                    "label": r.label,
-                    "score": r.score,
-                    "probabilities": None
-                    if r.probabilities is None
-                    else json.dumps(dict(r.probabilities)),
-                    "features": json.dumps(dict(r.features), default=str),
-                }
-                for r in rows
-            ],
+        table = pa.table(
+            {
+                "prediction_id": [r.prediction_id for r in rows],
+                "predicted_at": [r.predicted_at for r in rows],
+                "version": [r.version for r in rows],
+                "label": [r.label for r in rows],
+                "score": [r.score for r in rows],
+                "probabilities": [
+                    None if r.probabilities is None else _to_json(r.probabilities) for r in rows
+                ],
+                "features": [_to_json(r.features) for r in rows],
+            },
             schema=_SCHEMA,
         )
         folder.mkdir(parents=True, exist_ok=True)

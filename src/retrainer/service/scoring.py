@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -33,11 +34,17 @@ ToArray = Callable[[ParsedInput], np.ndarray]
 
 
 class ThreadLimit:
-    """``with limit():`` caps OpenMP threads of model calls in this thread (None: no cap)."""
+    """``with limit():`` caps the OpenMP threads of model calls made in this thread.
+
+    OpenMP's thread count is a per-thread setting, so it is set once in each thread
+    that scores (the server's worker threads are reused) and left there: no cost per
+    call after the first. ``threads=None`` leaves the library's default.
+    """
 
     def __init__(self, threads: int | None) -> None:
         self.threads = threads
         self._controller: Any = None
+        self._local = threading.local()
         if threads is not None:
             from threadpoolctl import ThreadpoolController
 
@@ -45,11 +52,10 @@ class ThreadLimit:
 
     @contextlib.contextmanager
     def __call__(self) -> Iterator[None]:
-        if self._controller is None:
-            yield
-            return
-        with self._controller.limit(limits=self.threads, user_api="openmp"):
-            yield
+        if self._controller is not None and not getattr(self._local, "done", False):
+            self._controller.limit(limits=self.threads, user_api="openmp")
+            self._local.done = True
+        yield
 
 
 def _numeric(parsed: ParsedInput) -> np.ndarray:
