@@ -59,6 +59,15 @@ def serve_cmd(
             help="Prediction log rows held in memory; beyond that they are dropped and counted.",
         ),
     ] = 10_000,
+    model_threads: Annotated[
+        int,
+        typer.Option(
+            "--model-threads",
+            min=0,
+            help="OpenMP threads per model call (0: the library's default, one per core). "
+            "1 is fastest when many requests arrive at once; add --workers to use more cores.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve predictions from the champion, following promotions without downtime.
 
@@ -88,6 +97,7 @@ def serve_cmd(
         "rollout_seconds": poll,
         "max_body_bytes": max_body,
         "log_queue": log_queue,
+        "model_threads": model_threads or None,
     }
     config = ServiceConfig(**settings, token=token)
     c = console(stderr=True)
