@@ -82,6 +82,7 @@ def serve_cmd(
 
     from retrainer.service.app import ENV_CONFIG, ENV_TOKEN, ENV_WORKSPACE, create_app
     from retrainer.service.state import ServiceConfig
+    from retrainer.service.transport import NoDelayH11Protocol
     from retrainer.workspace import Workspace
 
     token = os.environ.get(ENV_TOKEN) or None
@@ -104,7 +105,7 @@ def serve_cmd(
     if workers == 1:
         app = guard(lambda: create_app(workspace, config=config))
         c.print(f"serving {workspace.resolve()} on http://{host}:{port}")
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.run(app, host=host, port=port, log_level="warning", http=NoDelayH11Protocol)
         return
     guard(lambda: Workspace.open(workspace).close())  # a bad spec fails here, not per worker
     os.environ[ENV_WORKSPACE] = str(workspace.resolve())
@@ -117,4 +118,5 @@ def serve_cmd(
         port=port,
         workers=workers,
         log_level="warning",
+        http=NoDelayH11Protocol,
     )
