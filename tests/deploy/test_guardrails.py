@@ -114,7 +114,8 @@ def test_metric_drop_trips_once_both_have_enough_labels() -> None:
     ]
     assert v.status == "trip"
     assert v.reason == (
-        "realised roc_auc 0.7000 vs champion 0.8000 (drop 0.1000 above 0.03; labels: candidate 80, champion 90)"
+        "realised roc_auc 0.7000 vs champion 0.8000 "
+        "(drop 0.1000 above 0.03; labels: candidate 80, champion 90)"
     )
 
 
