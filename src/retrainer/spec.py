@@ -358,6 +358,17 @@ class ApprovalSection(Section):
     mode: Literal["auto", "manual"] = "auto"
 
 
+class AuditSection(Section):
+    """Where the audit chain's head is anchored outside the store."""
+
+    anchor: str | None = Field(
+        default=None,
+        min_length=1,
+        description="file path or fsspec URI; the chain's head is appended after every "
+        "champion move, and `retrainer audit verify` checks against it",
+    )
+
+
 class PipelineSpec(Section):
     """The whole of ``retrainer.yaml``."""
 
@@ -371,6 +382,7 @@ class PipelineSpec(Section):
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
     approval: ApprovalSection = Field(default_factory=ApprovalSection)
     deploy: DeploySection = Field(default_factory=DeploySection)
+    audit: AuditSection = Field(default_factory=AuditSection)
     store: str = "sqlite:///.retrainer/retrainer.db"
     artifacts: str = "file://.retrainer/artifacts"
 

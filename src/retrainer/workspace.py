@@ -77,8 +77,22 @@ class Workspace:
 
     @property
     def registry(self) -> Registry:
-        """Versions and aliases."""
-        return Registry(self.db)
+        """Versions and aliases (exporting the audit anchor after champion moves, when
+        the spec names one)."""
+        anchor = self.anchor_uri
+        if anchor is None:
+            return Registry(self.db)
+        from retrainer.governance.anchor import export_after_move
+
+        return Registry(self.db, after_champion_move=lambda: export_after_move(self.db, anchor))
+
+    @property
+    def anchor_uri(self) -> str | None:
+        """The spec's ``audit.anchor``; a plain relative path is under the workspace."""
+        anchor = self.spec.audit.anchor
+        if anchor is None or "://" in anchor or Path(anchor).is_absolute():
+            return anchor
+        return str(self.root / anchor)
 
     @property
     def ledger(self) -> Ledger:

@@ -42,7 +42,7 @@ app = typer.Typer(
     "5 integrity, 6 refused by policy, 7 environment (disk full, store unreachable).",
 )
 models_app = typer.Typer(no_args_is_help=True, help="List and inspect model versions.")
-audit_app = typer.Typer(no_args_is_help=True, help="Read the audit trail.")
+audit_app = typer.Typer(no_args_is_help=True, help="Read, verify and anchor the audit trail.")
 contract_app = typer.Typer(no_args_is_help=True, help="Infer a data contract; check a file.")
 quarantine_app = typer.Typer(
     no_args_is_help=True, help="Inspect, release or discard quarantined batches."
@@ -66,6 +66,8 @@ app.command("serve")(serve_cmd)
 models_app.command("list")(models.models_list)
 models_app.command("show")(models.models_show)
 audit_app.command("log")(audit.audit_log)
+audit_app.command("verify")(audit.audit_verify)
+audit_app.command("anchor")(audit.audit_anchor)
 contract_app.command("infer")(contract.contract_infer)
 contract_app.command("check")(contract.contract_check)
 quarantine_app.command("list")(quarantine.quarantine_list)

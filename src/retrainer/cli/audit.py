@@ -1,4 +1,4 @@
-"""The audit trail: ``audit log``."""
+"""The audit trail: ``audit log``, ``audit verify``, ``audit anchor``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from retrainer.cli.render import print_json, table
 from retrainer.registry.audit import list_events
 from retrainer.registry.db import as_utc
 
-__all__ = ["audit_log"]
+__all__ = ["audit_anchor", "audit_log", "audit_verify"]
 
 
 def audit_log(
@@ -76,3 +76,79 @@ def _details(payload: dict[str, Any]) -> str:
     keys = ("reason", "outcome", "from", "to", "key", "error")
     parts = [f"{k}={payload[k]}" for k in keys if payload.get(k) not in (None, "")]
     return "; ".join(parts)[:120]
+
+
+def audit_verify(
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            "--anchor",
+            help="Anchor file or fsspec URI to check against (default: the spec's audit.anchor).",
+        ),
+    ] = None,
+    workspace: WorkspaceOpt = Path(),
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify the audit chain: every link, then every anchored head. Exit 1 when broken.
+
+    Names the first broken event: an edited payload, a deleted or reordered event, or
+    (against an anchor) a chain rewritten with fresh hashes.
+
+    Example: [bold]retrainer audit verify --anchor /mnt/worm/rain-anchor.jsonl[/bold]
+    """
+    from retrainer.governance.anchor import verify_audit
+
+    c = console()
+
+    def body() -> dict[str, Any]:
+        with open_workspace(workspace) as ws:
+            return verify_audit(ws.db, anchor or ws.anchor_uri).to_dict()
+
+    verdict = guard(body)
+    if as_json:
+        print_json(c, verdict)
+    elif verdict["ok"]:
+        c.print(
+            f"audit chain ok: {verdict['events']} events, head {verdict['head'][:12]}…, "
+            f"{verdict['anchors_checked']} anchor(s) checked"
+        )
+    else:
+        c.print(
+            f"[red]audit chain broken at event {verdict['first_broken_id']}[/red]: "
+            f"{verdict['problem']}"
+        )
+    if not verdict["ok"]:
+        raise typer.Exit(1)
+
+
+def audit_anchor(
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="Anchor file or fsspec URI (default: the spec's audit.anchor)."),
+    ] = None,
+    workspace: WorkspaceOpt = Path(),
+    as_json: JsonOpt = False,
+) -> None:
+    """Append the audit chain's current head to an anchor outside the store.
+
+    Example: [bold]retrainer audit anchor --to s3://audit-bucket/rain.jsonl[/bold]
+    """
+    from dataclasses import asdict
+
+    from retrainer.errors import SpecError
+    from retrainer.governance.anchor import export_anchor
+
+    c = console()
+
+    def body() -> dict[str, Any]:
+        with open_workspace(workspace) as ws:
+            uri = to or ws.anchor_uri
+            if uri is None:
+                raise SpecError("no anchor: pass --to URI or set audit.anchor in the spec")
+            return {"anchor": uri, **asdict(export_anchor(ws.db, uri))}
+
+    done = guard(body)
+    if as_json:
+        print_json(c, done)
+        return
+    c.print(f"anchored event {done['event_id']} ({done['hash'][:12]}…) to {done['anchor']}")

@@ -10,6 +10,7 @@ a lost race is a :class:`ConflictError` with nothing changed, and every move is 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -129,8 +130,11 @@ def _info(row: ModelVersion, aliases: tuple[str, ...] = ()) -> VersionInfo:
 class Registry:
     """Versions and aliases of every model in one store. Each method is one transaction."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, *, after_champion_move: Callable[[], None] | None = None
+    ) -> None:
         self.db = db
+        self.after_champion_move = after_champion_move
 
     # -- versions ---------------------------------------------------------------------
 
@@ -417,11 +421,14 @@ class Registry:
             return AliasMove(model, alias, before, to_version, actor, reason, now)
 
         try:
-            return self.db.transaction(fn)
+            moved = self.db.transaction(fn)
         except IntegrityError as exc:  # two first promotions raced on the insert
             raise ConflictError(
                 f"{model}@{alias} was set by someone else meanwhile; retry"
             ) from exc
+        if alias == CHAMPION and self.after_champion_move is not None:
+            self.after_champion_move()  # e.g. export the audit anchor (never raises)
+        return moved
 
     def history(self, model: str, alias: str | None = None) -> list[AliasMove]:
         """Alias moves of ``model`` (one alias or all), oldest first."""
