@@ -143,3 +143,12 @@ def test_a_rewritten_chain_passes_the_links_but_not_the_anchor(ws_root: Path) ->
     assert "was rewritten" in str(result["problem"])
     first_anchor = read_anchors(str(ws_root / "anchor" / "head.jsonl"))[0]
     assert result["first_broken_id"] == first_anchor.event_id
+
+
+def test_a_missing_or_wrong_anchor_is_not_a_pass(ws_root: Path, tmp_path: Path) -> None:
+    (ws_root / "anchor" / "head.jsonl").unlink()
+    result = verdict(ws_root)
+    assert result["ok"] is False and "holds no anchor" in str(result["problem"])
+    wrong = tmp_path / "typo.jsonl"
+    done = finish(start("audit", "verify", "-w", ws_root, "--anchor", wrong, cwd=ws_root))
+    assert done.returncode == 1 and "holds no anchor" in done.stdout

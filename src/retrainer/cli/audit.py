@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from retrainer.cli.common import JsonOpt, WorkspaceOpt, console, guard, open_workspace
 from retrainer.cli.render import print_json, table
@@ -110,13 +111,13 @@ def audit_verify(
     elif verdict["ok"]:
         c.print(
             f"audit chain ok: {verdict['events']} events, head {verdict['head'][:12]}…, "
-            f"{verdict['anchors_checked']} anchor(s) checked"
+            f"{verdict['anchors_checked']} anchor(s) checked",
+            soft_wrap=True,
         )
     else:
-        c.print(
-            f"[red]audit chain broken at event {verdict['first_broken_id']}[/red]: "
-            f"{verdict['problem']}"
-        )
+        where = verdict["first_broken_id"]
+        head = "audit chain broken" + ("" if where is None else f" at event {where}")
+        c.print(Text(f"{head}: {verdict['problem']}", style="red"), soft_wrap=True)
     if not verdict["ok"]:
         raise typer.Exit(1)
 

@@ -122,6 +122,15 @@ def verify_audit(db: Database, anchor: str | None = None) -> AuditVerdict:
     if not chain.ok:
         return AuditVerdict(False, chain, 0, chain.first_broken_id, chain.problem)
     anchors = read_anchors(anchor) if anchor else []
+    if anchor and not anchors and _has_champion_moves(db):
+        return AuditVerdict(
+            False,
+            chain,
+            0,
+            None,
+            f"anchor {anchor} holds no anchor although the champion has moved: "
+            "it was deleted, emptied or never written (wrong path?)",
+        )
 
     def stored(s: Any) -> dict[int, str]:
         ids = [a.event_id for a in anchors if a.event_id]
@@ -155,6 +164,16 @@ def verify_audit(db: Database, anchor: str | None = None) -> AuditVerdict:
                 f"anchor {i} counted {a.events} events, the store holds {chain.events}",
             )
     return AuditVerdict(True, chain, len(anchors), None, None)
+
+
+def _has_champion_moves(db: Database) -> bool:
+    from retrainer.registry.tables import AliasHistory
+
+    def read(s: Any) -> bool:
+        query = select(AliasHistory.id).where(AliasHistory.alias == "champion").limit(1)
+        return s.scalar(query) is not None
+
+    return bool(db.transaction(read))
 
 
 def export_after_move(db: Database, uri: str) -> None:

@@ -188,8 +188,8 @@ class RolloutRuntime:
                 reason=f"candidate version {version} failed to load: {type(exc).__name__}: {exc}",
                 integrity=integrity,
             )
-        except NotFoundError:
-            pass  # another worker aborted it first
+        except NotFoundError:  # another worker (or server) ended it first
+            logger.info("%s: rollout of version %d already ended elsewhere", model, version)
         except RetrainerError:
             logger.exception("%s: could not abort rollout of version %d", model, version)
         self.router.refresh(model)
