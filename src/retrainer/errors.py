@@ -24,11 +24,13 @@ from __future__ import annotations
 
 __all__ = [
     "ArtifactIntegrityError",
+    "AuthError",
     "ConflictError",
     "ContractViolation",
     "DataSourceError",
     "DiskFullError",
     "EvaluationError",
+    "ForbiddenError",
     "LeakageError",
     "LeaseHeldError",
     "NotFoundError",
@@ -162,3 +164,15 @@ class PolicyError(RetrainerError):
 
     code = "POLICY"
     exit_code = 6
+
+
+class AuthError(PolicyError):
+    """No credentials, or credentials that are unknown, expired or revoked (HTTP 401)."""
+
+    code = "UNAUTHENTICATED"
+
+
+class ForbiddenError(PolicyError):
+    """Known caller, not allowed: wrong role, or separation of duties (HTTP 403)."""
+
+    code = "FORBIDDEN"

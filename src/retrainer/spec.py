@@ -41,10 +41,18 @@ from retrainer.spec_gates import (
     ServabilitySpec,
     SlicesSpec,
 )
+from retrainer.spec_governance import (
+    ApprovalSection,
+    AuditSection,
+    AutoIfSpec,
+    RetentionSection,
+)
 
 __all__ = [
     "AlertSpec",
     "ApprovalSection",
+    "AuditSection",
+    "AutoIfSpec",
     "CanarySpec",
     "ColumnRule",
     "ContractSection",
@@ -61,6 +69,7 @@ __all__ = [
     "ModelSection",
     "MonitorSection",
     "PipelineSpec",
+    "RetentionSection",
     "RetrainPolicy",
     "RobustnessSpec",
     "SecondaryMetric",
@@ -110,6 +119,10 @@ class ModelSection(Section):
     task: Literal["classification", "regression"]
     target: str = Field(min_length=1)
     features: Features
+    owner: str | None = Field(default=None, description="who answers for the model (card)")
+    intended_use: str | None = Field(
+        default=None, description="what the model is for and not for (model card)"
+    )
 
     @model_validator(mode="after")
     def _target_not_feature(self) -> ModelSection:
@@ -352,23 +365,6 @@ class TrainSection(Section):
         return self
 
 
-class ApprovalSection(Section):
-    """``auto`` promotes a candidate whose gates pass; ``manual`` waits for a person."""
-
-    mode: Literal["auto", "manual"] = "auto"
-
-
-class AuditSection(Section):
-    """Where the audit chain's head is anchored outside the store."""
-
-    anchor: str | None = Field(
-        default=None,
-        min_length=1,
-        description="file path or fsspec URI; the chain's head is appended after every "
-        "champion move, and `retrainer audit verify` checks against it",
-    )
-
-
 class PipelineSpec(Section):
     """The whole of ``retrainer.yaml``."""
 
@@ -383,6 +379,7 @@ class PipelineSpec(Section):
     approval: ApprovalSection = Field(default_factory=ApprovalSection)
     deploy: DeploySection = Field(default_factory=DeploySection)
     audit: AuditSection = Field(default_factory=AuditSection)
+    retention: RetentionSection = Field(default_factory=RetentionSection)
     store: str = "sqlite:///.retrainer/retrainer.db"
     artifacts: str = "file://.retrainer/artifacts"
 

@@ -21,7 +21,7 @@ import sys
 
 import typer
 
-from retrainer.cli import audit, contract, loop, models, monitor, quarantine, rollout
+from retrainer.cli import audit, contract, loop, models, monitor, quarantine, rollout, token
 from retrainer.cli.drift import drift_cmd
 from retrainer.cli.explain import explain_cmd
 from retrainer.cli.serve import serve_cmd
@@ -53,6 +53,8 @@ app.add_typer(contract_app, name="contract")
 app.add_typer(quarantine_app, name="quarantine")
 rollout_app = typer.Typer(no_args_is_help=True, help="Watch and steer a shadow or canary rollout.")
 app.add_typer(rollout_app, name="rollout")
+token_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API tokens.")
+app.add_typer(token_app, name="token")
 
 for command in (loop.init, loop.quickstart, loop.run, loop.retrain, loop.status):
     app.command()(command)
@@ -77,6 +79,10 @@ quarantine_app.command("discard")(quarantine.quarantine_discard)
 rollout_app.command("status")(rollout.rollout_status_cmd)
 rollout_app.command("abort")(rollout.rollout_abort)
 rollout_app.command("advance")(rollout.rollout_advance)
+token_app.command("create")(token.token_create)
+token_app.command("list")(token.token_list)
+token_app.command("revoke")(token.token_revoke)
+app.command("whoami")(token.whoami)
 
 
 def main() -> None:

@@ -17,22 +17,28 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from retrainer.errors import NotFoundError, RetrainerError
+from retrainer.errors import AuthError, NotFoundError, RetrainerError
+from retrainer.governance.identity import Actor, TokenStore, local_actor, require
 from retrainer.workspace import Workspace
 
 __all__ = [
+    "TOKEN_ENV",
     "JsonOpt",
     "WorkspaceOpt",
-    "actor",
+    "acting",
     "bold",
     "check_model",
     "console",
     "guard",
+    "identity",
+    "local_name",
     "open_workspace",
     "version_label",
 ]
 
 T = TypeVar("T")
+
+TOKEN_ENV = "RETRAINER_TOKEN"
 
 WorkspaceOpt = Annotated[
     Path,
@@ -57,8 +63,31 @@ def bold(text: str) -> Text:
     return Text(text, style="bold")
 
 
-def actor() -> str:
-    """Who is acting: RETRAINER_ACTOR, else the local user (embedded default)."""
+def identity(ws: Workspace) -> Actor:
+    """Who runs this command: the actor of ``RETRAINER_TOKEN``; without one, on the
+    embedded default, the local user (admin). Raises AuthError on a shared store."""
+    token = os.environ.get(TOKEN_ENV)
+    if token:
+        return TokenStore(ws.db).authenticate(token)
+    local = local_actor(ws.spec.store, os.environ)
+    if local is None:
+        raise AuthError(
+            f"this workspace's store is shared ({ws.spec.store.split(':', 1)[0]}): set "
+            f"{TOKEN_ENV} to a token from 'retrainer token create' to act on it"
+        )
+    return local
+
+
+def acting(ws: Workspace, permission: str, what: str) -> str:
+    """The name of the caller, after checking it may ``permission`` (``what`` names the
+    action in the refusal). Raises AuthError or ForbiddenError."""
+    who = identity(ws)
+    require(who, permission, what)
+    return who.name
+
+
+def local_name() -> str:
+    """The local user's name, for commands that run before a workspace exists."""
     return os.environ.get("RETRAINER_ACTOR") or f"local:{getpass.getuser()}"
 
 

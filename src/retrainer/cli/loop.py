@@ -13,11 +13,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from retrainer.cli.common import (
     JsonOpt,
     WorkspaceOpt,
-    actor,
+    acting,
     bold,
     check_model,
     console,
     guard,
+    local_name,
     open_workspace,
 )
 from retrainer.cli.render import fmt_metric, print_json, table
@@ -78,7 +79,7 @@ def quickstart(
         def progress(done: int, total: int, note: str) -> None:
             bar.update(task, completed=done, total=total, note=note[:60])
 
-        result = guard(lambda: run_quickstart(directory, actor=actor(), progress=progress))
+        result = guard(lambda: run_quickstart(directory, actor=local_name(), progress=progress))
     result.report = write_report(result, directory / "report.html")
     if as_json:
         print_json(c, result.to_dict())
@@ -178,7 +179,7 @@ def run(workspace: WorkspaceOpt = Path(), as_json: JsonOpt = False) -> None:
 
     def body() -> CycleResult:
         with open_workspace(workspace) as ws:
-            return run_cycle(ws, actor=actor())
+            return run_cycle(ws, actor=acting(ws, "run", "running a cycle"))
 
     _render_cycle(c, guard(body), as_json)
 
@@ -198,7 +199,7 @@ def retrain(
     def body() -> CycleResult:
         with open_workspace(workspace) as ws:
             check_model(ws, name)
-            return run_cycle(ws, actor=actor(), manual_reason=reason)
+            return run_cycle(ws, actor=acting(ws, "run", "retraining"), manual_reason=reason)
 
     _render_cycle(c, guard(body), as_json)
 

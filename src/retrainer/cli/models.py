@@ -10,7 +10,7 @@ import typer
 from retrainer.cli.common import (
     JsonOpt,
     WorkspaceOpt,
-    actor,
+    acting,
     bold,
     console,
     guard,
@@ -196,7 +196,12 @@ def promote_cmd(
                 else ws.registry.get_alias(name, CHAMPION)
             )
             return promote(
-                ws.registry, name, version, actor=actor(), reason=reason, expected=expected
+                ws.registry,
+                name,
+                version,
+                actor=acting(ws, "promote", "promoting by hand"),
+                reason=reason,
+                expected=expected,
             ).to_dict()
 
     move = guard(body)
@@ -222,7 +227,12 @@ def rollback_cmd(
 
     def body() -> dict[str, Any]:
         with open_workspace(workspace) as ws:
-            return rollback(ws.registry, name, actor=actor(), reason=reason).to_dict()
+            return rollback(
+                ws.registry,
+                name,
+                actor=acting(ws, "promote", "rolling back by hand"),
+                reason=reason,
+            ).to_dict()
 
     move = guard(body)
     if as_json:

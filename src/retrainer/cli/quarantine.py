@@ -10,7 +10,7 @@ import typer
 from retrainer.cli.common import (
     JsonOpt,
     WorkspaceOpt,
-    actor,
+    acting,
     bold,
     check_model,
     console,
@@ -177,7 +177,14 @@ def _decide(
     def body() -> dict[str, Any]:
         with open_workspace(workspace) as ws:
             check_model(ws, name)
-            record = decide_batch(ws.ledger, name, batch_id, decision, actor=actor(), reason=reason)
+            record = decide_batch(
+                ws.ledger,
+                name,
+                batch_id,
+                decision,
+                actor=acting(ws, "run", f"{decision} a batch"),
+                reason=reason,
+            )
             return record.to_dict()
 
     batch = guard(body)

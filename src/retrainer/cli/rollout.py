@@ -10,7 +10,7 @@ import typer
 from retrainer.cli.common import (
     JsonOpt,
     WorkspaceOpt,
-    actor,
+    acting,
     bold,
     check_model,
     console,
@@ -121,7 +121,9 @@ def rollout_abort(
     def body() -> dict[str, Any]:
         with open_workspace(workspace) as ws:
             check_model(ws, name)
-            return abort(ws, name, actor=actor(), reason=reason).to_dict()
+            return abort(
+                ws, name, actor=acting(ws, "rollout", "aborting a rollout"), reason=reason
+            ).to_dict()
 
     data = guard(body)
     if as_json:
@@ -143,7 +145,9 @@ def rollout_advance(
     def body() -> dict[str, Any]:
         with open_workspace(workspace) as ws:
             check_model(ws, name)
-            return advance(ws, name, actor=actor(), reason=reason).to_dict()
+            return advance(
+                ws, name, actor=acting(ws, "rollout", "advancing a rollout"), reason=reason
+            ).to_dict()
 
     data = guard(body)
     if as_json:

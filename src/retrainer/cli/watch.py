@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from retrainer.cli.common import JsonOpt, WorkspaceOpt, actor, console, guard
+from retrainer.cli.common import JsonOpt, WorkspaceOpt, acting, console, guard, open_workspace
 from retrainer.orchestrate.watch import DEFAULT_LEASE_TTL, WatchEvent, watch
 from retrainer.spec import parse_duration
 
@@ -74,10 +74,16 @@ def watch_cmd(
 
     stop = threading.Event()
 
+    def who() -> str:
+        with open_workspace(workspace) as ws:
+            return acting(ws, "run", "watching (running cycles)")
+
+    name = guard(who)
+
     def body() -> None:
         watch(
             workspace,
-            actor=actor(),
+            actor=name,
             interval=every,
             lease_ttl=ttl,
             once=once,

@@ -30,6 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "Alias",
     "AliasHistory",
+    "Approval",
     "AuditEvent",
     "Base",
     "Batch",
@@ -43,6 +44,7 @@ __all__ = [
     "Run",
     "RunStep",
     "Snapshot",
+    "Token",
     "UTCDateTime",
     "Watermark",
 ]
@@ -319,3 +321,37 @@ class RolloutStat(Base):
     latency: Mapped[dict[str, Any]]
     predictions: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
+
+
+class Token(Base):
+    """An API token: who it speaks for, with which role; the secret only as a KDF hash."""
+
+    __tablename__ = "tokens"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[str] = mapped_column(String(256))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class Approval(Base):
+    """One approve or reject of a version, bound to its artifact and decision record."""
+
+    __tablename__ = "approvals"
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    decision: Mapped[str] = mapped_column(String(8))  # approve | reject
+    comment: Mapped[str] = mapped_column(Text)
+    artifact_sha256: Mapped[str] = mapped_column(String(64))
+    decision_sha256: Mapped[str] = mapped_column(String(64))
+    override: Mapped[bool]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    __table_args__ = (Index("ix_approvals_model_version", "model", "version"),)
