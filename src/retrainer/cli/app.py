@@ -21,7 +21,17 @@ import sys
 
 import typer
 
-from retrainer.cli import audit, contract, loop, models, monitor, quarantine, rollout, token
+from retrainer.cli import (
+    approvals,
+    audit,
+    contract,
+    loop,
+    models,
+    monitor,
+    quarantine,
+    rollout,
+    token,
+)
 from retrainer.cli.drift import drift_cmd
 from retrainer.cli.explain import explain_cmd
 from retrainer.cli.serve import serve_cmd
@@ -53,6 +63,8 @@ app.add_typer(contract_app, name="contract")
 app.add_typer(quarantine_app, name="quarantine")
 rollout_app = typer.Typer(no_args_is_help=True, help="Watch and steer a shadow or canary rollout.")
 app.add_typer(rollout_app, name="rollout")
+approvals_app = typer.Typer(no_args_is_help=True, help="Versions waiting for a person.")
+app.add_typer(approvals_app, name="approvals")
 token_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API tokens.")
 app.add_typer(token_app, name="token")
 
@@ -83,6 +95,10 @@ token_app.command("create")(token.token_create)
 token_app.command("list")(token.token_list)
 token_app.command("revoke")(token.token_revoke)
 app.command("whoami")(token.whoami)
+app.command("approve")(approvals.approve_cmd)
+app.command("reject")(approvals.reject_cmd)
+approvals_app.command("list")(approvals.approvals_list)
+approvals_app.command("show")(approvals.approvals_show)
 
 
 def main() -> None:

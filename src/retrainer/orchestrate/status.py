@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from retrainer.governance.approvals import pending
 from retrainer.registry.registry import CHAMPION
 
 if TYPE_CHECKING:
@@ -34,14 +35,7 @@ def workspace_status(ws: Workspace, *, runs: int = 5) -> dict[str, Any]:
             "created_at": champ.created_at.isoformat(),
         },
         "versions": len(versions),
-        "awaiting_approval": [
-            v.version
-            for v in versions
-            if v.status == "READY"
-            and v.gates_passed
-            and (champion is None or v.version > champion)
-            and ws.spec.approval.mode == "manual"
-        ],
+        "awaiting_approval": [st.version for st in pending(ws, model) if st.state == "pending"],
         "batches": {
             s: sum(1 for b in batches if b.status == s)
             for s in ("accepted", "quarantined", "pending", "released", "discarded")

@@ -17,17 +17,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from retrainer.data.contract import AUTO_PROMOTION_BLOCKERS
 from retrainer.data.ledger import SnapshotRecord
 from retrainer.data.rules import null_shares
 from retrainer.data.screen import Reference, batch_flags, screen_pending
 from retrainer.data.sources import BatchRef
-from retrainer.deploy.rollout import start_rollout
 from retrainer.deploy.store import RolloutStore
 from retrainer.errors import ConflictError, DataSourceError, DiskFullError, RetrainerError
 from retrainer.evaluate.compare import evaluate_candidate
 from retrainer.evaluate.metrics import METRICS
 from retrainer.evaluate.servability import StoredArtifact
+from retrainer.governance.approvals import pending, status
+from retrainer.governance.envelope import held_by_flags, needs_person
+from retrainer.governance.release import release
 from retrainer.monitor.performance import model_outputs, realised_metrics
 from retrainer.monitor.triggers import TriggerContext, decide
 from retrainer.orchestrate.evidence import (
@@ -36,7 +37,8 @@ from retrainer.orchestrate.evidence import (
     drift_evidence,
     policy_evidence,
 )
-from retrainer.registry import CHAMPION, promote
+from retrainer.registry import CHAMPION
+from retrainer.registry.audit import append_event
 from retrainer.registry.db import as_utc
 from retrainer.spec import spec_hash
 from retrainer.train.environment import capture_environment
@@ -58,15 +60,6 @@ class Stop(Exception):
     def __init__(self, status: str, outcome: str, output: dict[str, Any]) -> None:
         super().__init__(outcome)
         self.status, self.outcome, self.output = status, outcome, output
-
-
-def _held_by_flags(flags: dict[str, list[str]]) -> str:
-    """Which flagged batches hold back automatic promotion, in words ('' when none)."""
-    held = {
-        batch: sorted(set(codes) & AUTO_PROMOTION_BLOCKERS)
-        for batch, codes in sorted(flags.items(), key=lambda kv: int(kv[0]))
-    }
-    return ", ".join(f"batch {b} flagged {' and '.join(c)}" for b, c in held.items() if c)
 
 
 def why(exc: BaseException) -> str:
@@ -272,19 +265,14 @@ class Steps:
         return decision.to_dict()
 
     def _awaiting_approval(self, champion: int | None) -> int | None:
-        """With manual approval: the newest passing candidate newer than the champion."""
-        if self.spec.approval.mode != "manual":
+        """The newest candidate waiting for a person; one approved meanwhile is released
+        now (and then nothing waits)."""
+        for st in pending(self.ws, self.model):
+            if st.state != "approved":
+                return st.version
+            self._release(st.version, champion, champion, list(st.needs))
             return None
-        return next(
-            (
-                v.version
-                for v in self.ws.registry.versions(self.model)
-                if v.status == "READY"
-                and v.gates_passed
-                and (champion is None or v.version > champion)
-            ),
-            None,
-        )
+        return None
 
     def step_datasets(self) -> dict[str, Any]:
         spec, ledger = self.spec, self.ws.ledger
@@ -492,62 +480,79 @@ class Steps:
                 "promoted": False,
                 "outcome": f"version {version} rejected: {decision['summary']}",
             }
-        if self.spec.approval.mode == "manual":
+        reg = self.ws.registry
+        info = reg.get(self.model, version)
+        champion = None if expected is None else reg.get(self.model, expected)
+        flags = self.outputs["datasets"].get("data_flags", {})
+        needs = needs_person(self.spec, info, champion, held_by_flags(flags))
+        if needs and status(self.ws, self.model, version, needs=needs).state != "approved":
+            self._audit("approval.pending", f"{self.model}:{version}", {"needs": needs})
             return {
                 "promoted": False,
+                "awaiting_approval": True,
+                "needs": needs,
                 "outcome": f"version {version} passed its gates and awaits approval "
-                f"(retrainer promote {self.model} {version})",
+                f"({'; '.join(needs)}): retrainer approve {self.model} {version} "
+                "--comment TEXT",
             }
-        held = _held_by_flags(self.outputs["datasets"].get("data_flags", {}))
-        if held:
-            return {
-                "promoted": False,
-                "outcome": f"version {version} passed its gates but was trained on {held}: "
-                f"not promoted automatically, it awaits approval "
-                f"(retrainer promote {self.model} {version})",
-            }
-        if self.spec.deploy.strategy != "direct" and expected is not None:
-            return self._start_rollout(version, expected, current)
-        reason = f"auto-promoted: gates passed (run {self.run_id[:8]})"
-        try:
-            promote(
-                self.ws.registry,
-                self.model,
-                version,
-                actor=self.actor,
-                reason=reason,
-                expected=expected,
+        if not needs and self.spec.approval.mode == "auto_if":
+            self._audit(
+                "approval.auto",
+                f"{self.model}:{version}",
+                {"envelope": self.spec.approval.model_dump(mode="json")["auto_if"]},
             )
-        except ConflictError as exc:
-            return {"promoted": False, "outcome": f"version {version} not promoted: {exc}"}
-        was = "none" if expected is None else f"version {expected}"
-        return {"promoted": True, "outcome": f"version {version} promoted (champion was {was})"}
+        return self._release(version, expected, current, needs)
 
-    def _start_rollout(self, version: int, expected: int, current: int | None) -> dict[str, Any]:
-        """deploy.strategy shadow/canary: the candidate starts a rollout, not promoted yet."""
-        strategy = self.spec.deploy.strategy
-        if current != expected:
+    def _release(
+        self, version: int, expected: int | None, current: int | None, needs: list[str]
+    ) -> dict[str, Any]:
+        """Promote or start the rollout (approvals checked on the way)."""
+        rollout = self.spec.deploy.strategy != "direct" and expected is not None
+        if rollout and current != expected:
             return {
                 "promoted": False,
                 "outcome": f"version {version} not rolled out: the champion moved from "
                 f"version {expected} to {current} meanwhile",
             }
+        how = "approved" if needs else "auto-promoted"
         try:
-            rollout = start_rollout(
+            done = release(
                 self.ws,
                 self.model,
                 version,
                 actor=self.actor,
-                reason=f"gates passed (run {self.run_id[:8]})",
+                reason=f"{how}: gates passed (run {self.run_id[:8]})",
+                expected=expected,
+                needs=needs,
             )
         except ConflictError as exc:
             active = RolloutStore(self.ws.db).active(self.model)
-            if active is None or active.candidate != version:  # else: resumed after a crash
-                return {"promoted": False, "outcome": f"version {version} not rolled out: {exc}"}
-            rollout = active
-        return {
-            "promoted": False,
-            "rollout": rollout.id,
-            "outcome": f"version {version} passed its gates; {strategy} rollout {rollout.id} "
-            f"started against version {expected} (retrainer rollout status {self.model})",
-        }
+            if not rollout or active is None or active.candidate != version:
+                verb = "rolled out" if rollout else "promoted"
+                return {"promoted": False, "outcome": f"version {version} not {verb}: {exc}"}
+            return {  # resumed after a crash: the rollout had started
+                "promoted": False,
+                "rollout": active.id,
+                "outcome": f"version {version} passed its gates; {active.strategy} rollout "
+                f"{active.id} started against version {expected} "
+                f"(retrainer rollout status {self.model})",
+            }
+        if done.how == "rollout":
+            return {
+                "promoted": False,
+                "rollout": done.rollout,
+                "outcome": f"version {version} passed its gates; {done.outcome}",
+            }
+        return {"promoted": True, "outcome": done.outcome}
+
+    def _audit(self, action: str, subject: str, payload: dict[str, Any]) -> None:
+        self.ws.db.transaction(
+            lambda s: append_event(
+                s,
+                at=self.ws.db.clock(),
+                actor=self.actor,
+                action=action,
+                subject=subject,
+                payload={**payload, "run_id": self.run_id},
+            )
+        )

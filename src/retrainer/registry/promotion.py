@@ -13,7 +13,7 @@ rollbacks go ``v3 -> v2 -> v1`` and never forward to a version that was rolled b
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from retrainer.errors import ConflictError, NotFoundError, PolicyError, RetrainerError
 from retrainer.registry.audit import append_event
 from retrainer.registry.registry import ANY, CHAMPION, AliasMove, Registry
-from retrainer.registry.tables import Alias
+from retrainer.registry.tables import Alias, ModelVersion
 
 __all__ = ["previous_champion", "promote", "rollback"]
 
@@ -39,8 +39,10 @@ def promote(
     actor: str,
     reason: str,
     expected: int | object | None = ANY,
+    check: Callable[[Session, ModelVersion], None] | None = None,
 ) -> AliasMove:
-    """Make ``version`` the champion, if its decision record passed all gates.
+    """Make ``version`` the champion, if its decision record passed all gates (and
+    ``check``, run in the move's transaction, does not refuse: approvals).
 
     A refusal is audited as ``promote.refused`` (subject ``MODEL:VERSION``; payload: the
     champion it found, the version asked for, what was expected, why it was refused and
@@ -59,6 +61,7 @@ def promote(
             reason=reason,
             action="promote",
             require_gates=True,
+            check=check,
         )
     except (PolicyError, ConflictError, NotFoundError) as exc:
         _audit_refusal(

@@ -355,12 +355,15 @@ class Registry:
         reason: str,
         action: str = "alias.move",
         require_gates: bool = False,
+        check: Callable[[Session, ModelVersion], None] | None = None,
     ) -> AliasMove:
         """Point ``alias`` at ``to_version`` if it still points at ``expected``.
 
         ``expected=None`` means "the alias must not exist yet"; ``ANY`` skips the check.
         The target must be ``READY`` (and, with ``require_gates``, have a passing decision
-        record). Raises ConflictError (nothing changed) when the alias moved meanwhile.
+        record). ``check`` runs in the same transaction on the target's row and may raise
+        to refuse the move (approvals are checked so). Raises ConflictError (nothing
+        changed) when the alias moved meanwhile.
         """
 
         def fn(s: Session) -> AliasMove:
@@ -374,6 +377,8 @@ class Registry:
                     f"{model}:{to_version} has no decision record whose gates all passed; "
                     "it cannot be promoted"
                 )
+            if check is not None:
+                check(s, row)
             now = self.db.clock()
             current = s.get(Alias, (model, alias))
             before = None if current is None else current.version
