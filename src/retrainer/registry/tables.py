@@ -102,6 +102,7 @@ class Snapshot(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     artifact_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
+    purged_at: Mapped[datetime | None]  # rows deleted by retention; the record stays
     __table_args__ = (Index("ix_snapshots_model_hash", "model", "content_hash"),)
 
 
@@ -117,7 +118,7 @@ class Batch(Base):
     snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id"))
     status: Mapped[str] = mapped_column(
         String(16)
-    )  # pending|accepted|quarantined|released|discarded
+    )  # pending|accepted|quarantined|released|discarded|purged
     reasons: Mapped[dict[str, Any]]
     run_id: Mapped[str] = mapped_column(String(36))
     received_at: Mapped[datetime]
@@ -185,7 +186,7 @@ class ModelVersion(Base):
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     model: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16))  # PENDING|READY|FAILED|QUARANTINED
+    status: Mapped[str] = mapped_column(String(16))  # PENDING|READY|FAILED|QUARANTINED|PURGED
     artifact_sha256: Mapped[str | None] = mapped_column(String(64))
     run_id: Mapped[str | None] = mapped_column(String(36))
     created_by: Mapped[str] = mapped_column(String(128))
