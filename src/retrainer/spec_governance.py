@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -81,19 +81,75 @@ class AuditSection(Section):
 class RetentionSection(Section):
     """How long stored data is kept; ``retrainer retention plan|apply`` enforces it.
 
-    A period left out keeps that kind forever. The champion, the previous champion and
-    every version in ``legal_hold`` are never deleted, nor is data they were trained on.
+    A period left out keeps that kind forever. The champion, the previous champion,
+    every version holding an alias and every version in ``legal_hold`` are never
+    deleted, nor the snapshots they were trained and evaluated on. Two windows refuse
+    shorter periods: prediction logs are kept at least ``log_window`` (six months or
+    more), and a version that served keeps its artifacts for ``documentation_window``
+    after it stopped serving. Deleted things leave their hash and size in the audit
+    log; the audit log itself is never deleted.
     """
 
-    raw_batches: Duration | None = Field(default=None, description="accepted batch snapshots")
-    quarantine: Duration | None = Field(default=None, description="quarantined batches")
-    predictions: Duration | None = Field(default=None, description="logged predictions, labels")
+    raw_batches: Duration | None = Field(
+        default=None, description="rows of accepted or released batches, from their arrival"
+    )
+    quarantine: Duration | None = Field(
+        default=None, description="rows of quarantined or discarded batches, from their arrival"
+    )
+    predictions: Duration | None = Field(
+        default=None,
+        description="logged predictions and their labels (store and Parquet log), whole "
+        "UTC days; at least log_window",
+    )
     artifacts: Duration | None = Field(
-        default=None, description="artifacts of versions that are no longer served"
+        default=None,
+        description="artifacts of versions that are no longer served, from when they "
+        "stopped serving (or were created, if they never served)",
     )
     keep_versions: int | None = Field(
-        default=None, ge=1, description="keep at least the newest N versions' artifacts"
+        default=None, ge=1, description="keep at least the newest N READY versions' artifacts"
     )
     legal_hold: list[int] = Field(
         default_factory=list, description="versions never deleted, whatever their age"
     )
+    LOG_WINDOW_FLOOR: ClassVar[timedelta] = timedelta(days=183)
+    """Automatically generated logs (the prediction log) are kept at least six months."""
+
+    log_window: Duration = Field(
+        default=timedelta(days=183),
+        description="prediction logs younger than this are never deleted; at least 183d",
+    )
+    documentation_window: Duration = Field(
+        default=timedelta(days=3650),
+        description="a version that served keeps its artifacts and training data this "
+        "long after it stopped serving (default 10 years)",
+    )
+
+    @model_validator(mode="after")
+    def _windows(self) -> RetentionSection:
+        if self.log_window < self.LOG_WINDOW_FLOOR:
+            raise ValueError(
+                f"log_window: expected at least {self.LOG_WINDOW_FLOOR.days}d (six months), "
+                f"got {_days(self.log_window)}"
+            )
+        if self.predictions is not None and self.predictions < self.log_window:
+            raise ValueError(
+                f"predictions: {_days(self.predictions)} is inside the log window "
+                f"({_days(self.log_window)}); a purge of prediction logs that young is "
+                f"refused: expected at least {_days(self.log_window)}, or leave it out"
+            )
+        bad = [v for v in self.legal_hold if v < 1]
+        if bad:
+            raise ValueError(f"legal_hold: expected version numbers (1 or more), got {bad[0]}")
+        if len(set(self.legal_hold)) != len(self.legal_hold):
+            raise ValueError(f"legal_hold: a version is listed twice in {self.legal_hold}")
+        return self
+
+
+def _days(value: timedelta) -> str:
+    """A period as the spec writes it: ``183d``, ``36h``, ``90m`` or ``45s``."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
