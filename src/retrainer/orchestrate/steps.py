@@ -28,6 +28,7 @@ from retrainer.evaluate.metrics import METRICS
 from retrainer.evaluate.servability import StoredArtifact
 from retrainer.governance.approvals import pending, status
 from retrainer.governance.envelope import held_by_flags, needs_person
+from retrainer.governance.lineage import fitted_lineage, missing_lineage, training_lineage
 from retrainer.governance.release import release
 from retrainer.monitor.performance import model_outputs, realised_metrics
 from retrainer.monitor.triggers import TriggerContext, decide
@@ -41,7 +42,6 @@ from retrainer.registry import CHAMPION
 from retrainer.registry.audit import append_event
 from retrainer.registry.db import as_utc
 from retrainer.spec import spec_hash
-from retrainer.train.environment import capture_environment
 from retrainer.train.leakage import check_leakage, drop_holdout_rows
 from retrainer.train.trainers import build_trainer
 from retrainer.train.windows import select_window, split_holdout
@@ -339,28 +339,7 @@ class Steps:
             holdout_rows_dropped=int(ds.get("holdout_rows_dropped", 0)),
         )
         trainer = build_trainer(self.spec.model, self.spec.train)
-        lineage = {
-            "train_snapshot": ds["train"]["id"],
-            "train_sha256": ds["train"]["content_hash"],
-            "holdout_snapshot": ds["holdout"]["id"],
-            "holdout_sha256": ds["holdout"]["content_hash"],
-            "train_rows": ds["train"]["row_count"],
-            "time_range": [ds["train"]["time_min"], ds["train"]["time_max"]],
-            "max_batch_id": ds["max_batch_id"],
-            "source": self.spec.data.source,
-            "trigger": self.outputs["decide"],
-            "spec_sha256": spec_hash(self.spec),
-            "task": self.spec.model.task,
-            "target": self.spec.model.target,
-            "features": {
-                "numeric": list(self.spec.model.features.numeric),
-                "categorical": list(self.spec.model.features.categorical),
-            },
-            "seed": self.spec.train.seed,
-            "environment": capture_environment(self.ws.root),
-            "leakage": leakage.to_dict(),
-            "data_flags": ds.get("data_flags", {}),
-        }
+        lineage = training_lineage(self.ws, ds, self.outputs["decide"], leakage.to_dict())
         version = reg.create_version(
             self.model,
             run_id=self.run_id,
@@ -374,12 +353,13 @@ class Steps:
         try:
             fitted = trainer.fit(train_frame, seed=self.spec.train.seed)
             sha = self.ws.artifacts.put(dump_model(fitted))
+            fitted_info = fitted_lineage(fitted)
         except BaseException as exc:
             reg.set_status(self.model, version, "FAILED", actor=self.actor, reason=why(exc))
             if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
                 raise DiskFullError(f"no space left while training version {version}") from exc
             raise
-        reg.attach_artifact(self.model, version, sha, actor=self.actor)
+        reg.attach_artifact(self.model, version, sha, actor=self.actor, lineage=fitted_info)
         self._models[version] = fitted
         return {
             "version": version,
@@ -465,6 +445,7 @@ class Steps:
                 decision=decision,
                 actor=self.actor,
                 lineage=derived,
+                require=missing_lineage,
             )
         return {"version": version, "passed": decision["passed"]}
 

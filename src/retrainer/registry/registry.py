@@ -10,7 +10,7 @@ a lost race is a :class:`ConflictError` with nothing changed, and every move is 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -28,6 +28,7 @@ __all__ = [
     "ANY",
     "CHAMPION",
     "AliasMove",
+    "LineageCheck",
     "Registry",
     "VersionInfo",
     "VersionRef",
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 CHAMPION: Final = "champion"
+LineageCheck = Callable[[Mapping[str, Any], Mapping[str, Any]], list[str]]
+"""``(lineage, metrics) -> missing field names``: the READY gate ``mark_ready`` applies."""
 ANY: Final = object()
 """``expected=ANY`` moves an alias wherever it points now (no compare-and-swap)."""
 
@@ -200,14 +203,28 @@ class Registry:
         )
         return version
 
-    def attach_artifact(self, model: str, version: int, sha256: str, *, actor: str) -> None:
-        """Record the artifact's sha256 on a ``PENDING`` version."""
+    def attach_artifact(
+        self,
+        model: str,
+        version: int,
+        sha256: str,
+        *,
+        actor: str,
+        lineage: dict[str, Any] | None = None,
+    ) -> None:
+        """Record the artifact's sha256 on a ``PENDING`` version.
+
+        ``lineage`` adds keys known only after the fit (the fitted parameters); existing
+        keys stay.
+        """
 
         def fn(s: Session) -> None:
             row = self._row(s, model, version)
             if row.status != "PENDING":
                 raise ConflictError(f"{model}:{version} is {row.status}, not PENDING")
             row.artifact_sha256 = sha256
+            if lineage:
+                row.lineage = {**lineage, **row.lineage}
             row.updated_at = self.db.clock()
             append_event(
                 s,
@@ -229,14 +246,18 @@ class Registry:
         decision: dict[str, Any],
         actor: str,
         lineage: dict[str, Any] | None = None,
+        require: LineageCheck | None = None,
     ) -> VersionInfo:
         """``PENDING -> READY`` with metrics and decision record (artifact verified by caller).
 
         ``lineage`` adds keys to the version's lineage (hashes of what was derived from its
         training data, such as the monitor's reference profile); existing keys stay.
+        ``require(lineage, metrics)`` names the mandatory fields the version lacks
+        (``governance.lineage.missing_lineage``); when it names any, the version becomes
+        ``FAILED`` instead (audited, with the fields) and PolicyError lists them.
         """
 
-        def fn(s: Session) -> VersionInfo:
+        def fn(s: Session) -> VersionInfo | list[str]:
             row = self._row(s, model, version)
             if row.status != "PENDING" or row.artifact_sha256 is None:
                 raise ConflictError(
@@ -244,8 +265,21 @@ class Registry:
                     + ("" if row.artifact_sha256 else " without an artifact")
                     + "; only a PENDING version with an artifact can become READY"
                 )
+            merged = {**(lineage or {}), **row.lineage}
+            missing = [] if require is None else require(merged, metrics)
+            if missing:
+                row.status, row.updated_at = "FAILED", self.db.clock()
+                append_event(
+                    s,
+                    at=row.updated_at,
+                    actor=actor,
+                    action="version.failed",
+                    subject=f"{model}:{version}",
+                    payload={"reason": _incomplete(missing), "missing": missing},
+                )
+                return missing
             row.status, row.metrics, row.decision = "READY", metrics, decision
-            row.lineage = {**(lineage or {}), **row.lineage}
+            row.lineage = merged
             row.updated_at = self.db.clock()
             append_event(
                 s,
@@ -257,7 +291,10 @@ class Registry:
             )
             return _info(row)
 
-        return self.db.transaction(fn)
+        done = self.db.transaction(fn)
+        if isinstance(done, list):
+            raise PolicyError(f"{model}:{version} cannot become READY: {_incomplete(done)}")
+        return done
 
     def set_status(self, model: str, version: int, status: str, *, actor: str, reason: str) -> None:
         """Mark a version ``FAILED`` (from PENDING) or ``QUARANTINED`` (from READY)."""
@@ -475,3 +512,7 @@ class Registry:
 
 def _v(version: object) -> str:
     return "unset" if version is None else f"version {version}"
+
+
+def _incomplete(missing: list[str]) -> str:
+    return f"lineage incomplete, missing {', '.join(missing)}; the version is FAILED"
