@@ -29,6 +29,7 @@ from pydantic import (
 
 from retrainer.errors import SpecError
 from retrainer.evaluate.metrics import METRICS
+from retrainer.secrets import check_references
 from retrainer.spec_base import Duration, Section, parse_duration
 from retrainer.spec_contract import ColumnRule, ContractSection, DuplicatesRule, VolumeRule
 from retrainer.spec_deploy import AlertSpec, CanarySpec, DeploySection, GuardrailSpec, ShadowSpec
@@ -472,6 +473,7 @@ def parse_spec(text: str, *, source: str = "<spec>") -> PipelineSpec:
             f"{source}: expected a mapping of sections at the top level (model:, data:, ...), "
             f"got {given}"
         )
+    check_references(data, source)  # ${env:NAME} is kept as text, resolved where used
     try:
         return PipelineSpec.model_validate(data)
     except ValidationError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -12,28 +13,64 @@ from pydantic import (
     model_validator,
 )
 
+from retrainer.secrets import REFERENCE
 from retrainer.spec_base import Duration, Section
 
-__all__ = ["AlertSpec", "CanarySpec", "DeploySection", "GuardrailSpec", "ShadowSpec"]
+__all__ = [
+    "AlertSpec",
+    "CanarySpec",
+    "DeploySection",
+    "GuardrailSpec",
+    "ShadowSpec",
+    "check_webhook_url",
+]
+
+
+def check_webhook_url(url: str) -> str:
+    """``url`` if it is ``https://HOST...`` or ``http://`` to a loopback host; else ValueError.
+
+    The message never repeats ``url``: it may be a resolved secret.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    if (parts.scheme == "https" and host) or (parts.scheme == "http" and loopback):
+        return url
+    raise ValueError(
+        "expected an https:// URL, or http:// to a loopback host (127.0.0.1, ::1, localhost)"
+    )
 
 
 def _webhook_url(value: object) -> object:
-    """An alert webhook: ``https://...``, or ``http://`` to a loopback host only."""
+    """The spec's webhook: checked now, with any ``${env:NAME}`` standing for a plain
+    word; a URL that starts with a reference is checked once resolved, when sent."""
     if value is None:
         return None
-    from urllib.parse import urlsplit
+    text = str(value)
+    if text.startswith("${env:"):
+        return value
+    try:
+        check_webhook_url(REFERENCE.sub("x", text))
+    except ValueError as exc:
+        raise ValueError(f"{exc}, got {value!r}") from None
+    return value
 
-    parts = urlsplit(str(value))
-    host = (parts.hostname or "").lower()
-    loopback = host in ("localhost", "::1") or host.startswith("127.")
-    if parts.scheme == "https" and host:
+
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+
+def _headers(value: object) -> object:
+    """Header names are HTTP tokens; values hold no line breaks (no header injection)."""
+    if not isinstance(value, dict):
         return value
-    if parts.scheme == "http" and loopback:
-        return value
-    raise ValueError(
-        "expected an https:// URL, or http:// to a loopback host (127.0.0.1, ::1, "
-        f"localhost), got {value!r}"
-    )
+    for name, text in value.items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            raise ValueError(f"expected HTTP header names (letters, digits, -), got {name!r}")
+        if isinstance(text, str) and ("\r" in text or "\n" in text):
+            raise ValueError(f"header {name!r}: a value must not hold a line break")
+    return value
 
 
 class CanarySpec(Section):
@@ -88,6 +125,10 @@ class AlertSpec(Section):
     """Where rollbacks and aborts are announced, beside the log."""
 
     webhook: Annotated[str | None, BeforeValidator(_webhook_url)] = None
+    headers: Annotated[dict[str, str], BeforeValidator(_headers)] = Field(
+        default_factory=dict,
+        description="extra HTTP headers, e.g. Authorization: 'Bearer ${env:HOOK_TOKEN}'",
+    )
     timeout_s: float = Field(default=2.0, gt=0.0, le=30.0)
 
 

@@ -5,25 +5,41 @@ lives in ``.retrainer/`` beside it (SQLite store and local artifacts). Opening a
 workspace validates the spec first, before any side effect, then connects the store
 (creating and migrating it if needed). Nothing here is global: the CLI, the service
 and the tests each open the workspace they need and pass it down.
+
+This is where the spec's strings become connections, so it is where ``${env:NAME}``
+secret references are resolved (:mod:`retrainer.secrets`): the store URL, the artifact
+root, the data source and the audit anchor, each inside ``secrets.scrubbed`` so that an
+error echoing the resolved text shows ``***`` instead of the value. A local location
+may not climb out with ``..`` (also percent-encoded) and no location may hold a control
+character; an absolute path or a URI is an explicit choice and is used as given.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from retrainer.data.ledger import Ledger
-from retrainer.data.sources import Source, SourceRegistry
-from retrainer.errors import SpecError
+from retrainer.data.sources import BatchRef, Source, SourceRegistry
+from retrainer.errors import DataSourceError, SpecError, StoreError
 from retrainer.orchestrate.journal import Journal
 from retrainer.orchestrate.lease import Leases
 from retrainer.registry.artifacts import ArtifactStore
 from retrainer.registry.db import Clock, Database, build_engine, utc_now
 from retrainer.registry.migrate import migrate
 from retrainer.registry.registry import Registry
+from retrainer.secrets import Secrets, has_reference
 from retrainer.spec import PipelineSpec, load_spec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["SPEC_FILE", "STATE_DIR", "Workspace", "find_spec"]
 
@@ -54,21 +70,43 @@ class Workspace:
     db: Database
     artifacts: ArtifactStore
     sources: SourceRegistry = field(default_factory=SourceRegistry.default)
+    secrets: Secrets = field(default_factory=Secrets.from_environ)
 
     @classmethod
-    def open(cls, path: Path = Path(), *, clock: Clock = utc_now) -> Workspace:
-        """Load and validate the spec, then connect and migrate the store."""
+    def open(
+        cls,
+        path: Path = Path(),
+        *,
+        clock: Clock = utc_now,
+        env: Mapping[str, str] | None = None,
+    ) -> Workspace:
+        """Load and validate the spec, then connect and migrate the store.
+
+        ``env`` holds the values of ``${env:NAME}`` references (default: ``os.environ``).
+        """
         spec_path = find_spec(path).resolve()
         spec = load_spec(spec_path)  # fail fast: nothing has been touched yet
         root = spec_path.parent
-        db = Database(build_engine(spec.store, base_dir=root), clock=clock)
+        secrets = Secrets(os.environ if env is None else env)
+        with secrets.scrubbed("store", StoreError):
+            url = secrets.resolve(spec.store, key="store")
+            if url.startswith("sqlite"):
+                _check_location("store", spec.store, url)
+            db = Database(build_engine(url, base_dir=root), clock=clock)
         try:
-            migrate(db)
-            artifacts = ArtifactStore.from_uri(spec.artifacts, base_dir=root)
+            with secrets.scrubbed("store", StoreError):
+                migrate(db)
+            with secrets.scrubbed("artifacts", SpecError):
+                uri = _check_location(
+                    "artifacts", spec.artifacts, secrets.resolve(spec.artifacts, key="artifacts")
+                )
+                artifacts = ArtifactStore.from_uri(uri, base_dir=root)
         except BaseException:
             db.dispose()
             raise
-        return cls(root=root, spec_path=spec_path, spec=spec, db=db, artifacts=artifacts)
+        return cls(
+            root=root, spec_path=spec_path, spec=spec, db=db, artifacts=artifacts, secrets=secrets
+        )
 
     @property
     def state_dir(self) -> Path:
@@ -82,15 +120,34 @@ class Workspace:
         anchor = self.anchor_uri
         if anchor is None:
             return Registry(self.db)
-        from retrainer.governance.anchor import export_after_move
+        from retrainer.governance.anchor import export_after_move, export_anchor
 
-        return Registry(self.db, after_champion_move=lambda: export_after_move(self.db, anchor))
+        if not has_reference(self.spec.audit.anchor):
+            return Registry(self.db, after_champion_move=lambda: export_after_move(self.db, anchor))
+
+        def export() -> None:  # export_after_move, with the resolved anchor kept out of logs
+            try:
+                with self.secrets.scrubbed("audit.anchor"):
+                    export_anchor(self.db, anchor)
+            except Exception as exc:  # noqa: BLE001 - the move has committed; verify shows it
+                log.error(
+                    "could not export the audit anchor to %s: %s",
+                    self.spec.audit.anchor,
+                    self.secrets.redact(f"{type(exc).__name__}: {exc}"),
+                )
+
+        return Registry(self.db, after_champion_move=export)
 
     @property
     def anchor_uri(self) -> str | None:
-        """The spec's ``audit.anchor``; a plain relative path is under the workspace."""
-        anchor = self.spec.audit.anchor
-        if anchor is None or "://" in anchor or Path(anchor).is_absolute():
+        """The spec's ``audit.anchor``, references resolved; a plain relative path is
+        under the workspace. Raises SpecError (a missing variable, a ``..`` segment)."""
+        spec_anchor = self.spec.audit.anchor
+        if spec_anchor is None:
+            return None
+        anchor = self.secrets.resolve(spec_anchor, key="audit.anchor")
+        _check_location("audit.anchor", spec_anchor, anchor)
+        if "://" in anchor or Path(anchor).is_absolute():
             return anchor
         return str(self.root / anchor)
 
@@ -110,11 +167,18 @@ class Workspace:
         return Leases(self.db)
 
     def source(self) -> Source:
-        """The spec's data source."""
+        """The spec's data source (references resolved; errors scrubbed of their values)."""
         d = self.spec.data
-        return self.sources.build(
-            d.source, base_dir=self.root, query=d.query, time_column=d.time_column
-        )
+        with self.secrets.scrubbed("data.source", DataSourceError):
+            uri = self.secrets.resolve(d.source, key="data.source")
+            if _is_file_location(uri):
+                _check_location("data.source", d.source, uri)
+            elif any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in uri):
+                raise SpecError(f"data.source: {d.source!r} holds a control character or NUL")
+            built = self.sources.build(
+                uri, base_dir=self.root, query=d.query, time_column=d.time_column
+            )
+        return _ScrubbedSource(built, self.secrets) if has_reference(d.source) else built
 
     def close(self) -> None:
         """Release the store's connections."""
@@ -130,3 +194,53 @@ class Workspace:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+_FILE_SCHEMES = ("parquet", "csv", "file", "sqlite", "duckdb")
+
+
+def _is_file_location(uri: str) -> bool:
+    scheme, sep, _ = uri.partition("://")
+    return not sep or scheme.lower().split("+")[0] in _FILE_SCHEMES
+
+
+def _check_location(key: str, spec_text: str, value: str) -> str:
+    """``value`` unless it holds a control character (NUL...) or a ``..`` segment, as
+    given or percent-decoded once or twice. Errors show ``spec_text``, never ``value``."""
+    for text in {value, unquote(value), unquote(unquote(value))}:
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+            raise SpecError(f"{key}: {spec_text!r} holds a control character or NUL")
+        if ".." in re.split(r"[/\\]", text):
+            raise SpecError(
+                f"{key}: {spec_text!r} climbs out with '..' (path escapes root); a relative "
+                "location stays inside the workspace: write an absolute path or a URI for a "
+                "place outside it"
+            )
+    return value
+
+
+class _ScrubbedSource:
+    """A source whose errors and batch URIs never show a resolved secret."""
+
+    def __init__(self, inner: Source, secrets: Secrets) -> None:
+        self._inner = inner
+        self._secrets = secrets
+        self.uri = secrets.redact(inner.uri)
+
+    def __repr__(self) -> str:
+        return self._secrets.redact(repr(self._inner))
+
+    def discover(self, watermark: Mapping[str, Any] | None) -> list[BatchRef]:
+        with self._secrets.scrubbed("data.source", DataSourceError):
+            refs = self._inner.discover(watermark)
+        return [replace(ref, source_uri=self.uri) for ref in refs]
+
+    def read(self, ref: BatchRef) -> pd.DataFrame:
+        with self._secrets.scrubbed("data.source", DataSourceError):
+            return self._inner.read(ref)
+
+    def advance(
+        self, watermark: Mapping[str, Any] | None, ref: BatchRef, frame: pd.DataFrame
+    ) -> dict[str, Any]:
+        with self._secrets.scrubbed("data.source", DataSourceError):
+            return self._inner.advance(watermark, ref, frame)

@@ -35,6 +35,7 @@ from retrainer.cli import (
 from retrainer.cli.drift import drift_cmd
 from retrainer.cli.explain import explain_cmd
 from retrainer.cli.serve import serve_cmd
+from retrainer.cli.spec import spec_show
 from retrainer.cli.watch import watch_cmd
 
 __all__ = ["app", "main"]
@@ -99,6 +100,9 @@ app.command("approve")(approvals.approve_cmd)
 app.command("reject")(approvals.reject_cmd)
 approvals_app.command("list")(approvals.approvals_list)
 approvals_app.command("show")(approvals.approvals_show)
+spec_app = typer.Typer(no_args_is_help=True, help="Show the spec as retrainer reads it.")
+app.add_typer(spec_app, name="spec")
+spec_app.command("show")(spec_show)
 
 
 def main() -> None:

@@ -102,8 +102,9 @@ def audit_verify(
     c = console()
 
     def body() -> dict[str, Any]:
-        with open_workspace(workspace) as ws:
-            return verify_audit(ws.db, anchor or ws.anchor_uri).to_dict()
+        with open_workspace(workspace) as ws, ws.secrets.scrubbed("audit.anchor"):
+            verdict = verify_audit(ws.db, anchor or ws.anchor_uri).to_dict()
+            return {**verdict, "problem": ws.secrets.redact(verdict["problem"] or "") or None}
 
     verdict = guard(body)
     if as_json:
@@ -142,11 +143,11 @@ def audit_anchor(
     c = console()
 
     def body() -> dict[str, Any]:
-        with open_workspace(workspace) as ws:
+        with open_workspace(workspace) as ws, ws.secrets.scrubbed("audit.anchor"):
             uri = to or ws.anchor_uri
             if uri is None:
                 raise SpecError("no anchor: pass --to URI or set audit.anchor in the spec")
-            return {"anchor": uri, **asdict(export_anchor(ws.db, uri))}
+            return {"anchor": ws.secrets.redact(uri), **asdict(export_anchor(ws.db, uri))}
 
     done = guard(body)
     if as_json:

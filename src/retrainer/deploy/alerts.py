@@ -2,6 +2,8 @@
 
 Sending never raises: a webhook that is down, slow (past ``timeout_s``) or answers an
 error status is logged and the rollout goes on; the audit trail is the record.
+``${env:NAME}`` references in the webhook URL and headers are resolved at each send,
+and logs name the URL as the spec writes it, never the resolved value.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from retrainer.errors import SpecError
+from retrainer.secrets import Secrets
 from retrainer.spec import AlertSpec
+from retrainer.spec_deploy import check_webhook_url
 
 __all__ = ["Alerter", "WebhookAlerter"]
 
@@ -37,24 +42,47 @@ _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 class WebhookAlerter:
-    """Logs every alert (WARNING) and POSTs it as JSON to ``spec.webhook`` when set."""
+    """Logs every alert (WARNING) and POSTs it as JSON to ``spec.webhook`` when set.
 
-    def __init__(self, spec: AlertSpec) -> None:
+    ``secrets`` resolves references in the URL and headers (default: this process's
+    environment); a missing variable or a resolved URL that is not https (or http to
+    loopback) is logged and nothing is sent.
+    """
+
+    def __init__(self, spec: AlertSpec, secrets: Secrets | None = None) -> None:
         self.spec = spec
+        self.secrets = secrets or Secrets.from_environ()
 
     def send(self, event: Mapping[str, Any]) -> None:
         log.warning("rollout alert: %s", event.get("message", event))
         if not self.spec.webhook:
             return
         body = json.dumps(dict(event), default=str).encode()
+        try:
+            url = self.secrets.resolve(self.spec.webhook, key="deploy.alert.webhook")
+            check_webhook_url(url)
+            extra = {
+                name: self.secrets.resolve(value, key=f"deploy.alert.headers.{name}")
+                for name, value in self.spec.headers.items()
+            }
+        except (SpecError, ValueError) as exc:
+            log.error("rollout alert webhook %s not sent: %s", self.spec.webhook, exc)
+            return
+        if any("\r" in v or "\n" in v for v in extra.values()):
+            log.error(
+                "rollout alert webhook %s not sent: a resolved header holds a line break",
+                self.spec.webhook,
+            )
+            return
         request = urllib.request.Request(
-            self.spec.webhook,
+            url,
             data=body,
             method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "retrainer"},
+            headers={**extra, "Content-Type": "application/json", "User-Agent": "retrainer"},
         )
         try:
             with _OPENER.open(request, timeout=self.spec.timeout_s) as response:
                 response.read(1024)
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            log.error("rollout alert webhook %s failed: %s", self.spec.webhook, exc)
+            detail = self.secrets.redact(f"{exc}")
+            log.error("rollout alert webhook %s failed: %s", self.spec.webhook, detail)

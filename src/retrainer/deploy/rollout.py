@@ -115,7 +115,7 @@ class RolloutEngine:
         self.ws = ws
         self.store = RolloutStore(ws.db)
         self.registry: Registry = ws.registry
-        self.alerter: Alerter = alerter or WebhookAlerter(ws.spec.deploy.alert)
+        self.alerter: Alerter = alerter or WebhookAlerter(ws.spec.deploy.alert, ws.secrets)
 
     # -- start ---------------------------------------------------------------------------
 
