@@ -36,6 +36,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from retrainer.fsmode import make_private_dirs, open_private
+
 if TYPE_CHECKING:
     from retrainer.registry.db import Database
 
@@ -261,11 +263,11 @@ class PredictionLogWriter:
             },
             schema=_SCHEMA,
         )
-        folder.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(folder)
         name = f"part-{uuid.uuid4().hex}.parquet"
         tmp = folder / f".{name}.tmp"
         try:
-            with tmp.open("wb") as fh:
+            with os.fdopen(open_private(tmp), "wb") as fh:  # 0o600: rows hold request data
                 pq.write_table(table, fh)
                 fh.flush()
                 os.fsync(fh.fileno())

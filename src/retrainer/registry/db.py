@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from retrainer.errors import SpecError, StoreError
+from retrainer.fsmode import create_private_file, make_private_dirs
 
 __all__ = ["Clock", "Database", "as_utc", "build_engine", "safe_url", "utc_now"]
 
@@ -91,9 +92,8 @@ def _sqlite_engine(url: URL, base_dir: Path) -> Engine:
         path = Path(database)
         if not path.is_absolute():
             path = base_dir / path
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not path.exists():
-            path.touch(mode=0o600)
+        make_private_dirs(path.parent)  # 0o700 / 0o600 whatever the umask; SQLite gives
+        create_private_file(path)  # the -wal and -shm files the database file's mode
         engine = create_engine(
             url.set(database=str(path)), connect_args={"timeout": 30, "check_same_thread": False}
         )
