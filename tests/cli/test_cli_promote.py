@@ -18,10 +18,14 @@ from sqlalchemy import select
 
 from conftest import add_batch, synthetic_batch
 from retrainer.errors import TrainingError
+from retrainer.governance.approvals import record_decision
+from retrainer.governance.identity import Actor
 from retrainer.orchestrate.cycle import run_cycle
 from retrainer.registry import CHAMPION, list_events, promote
 from retrainer.registry.tables import Alias
 from retrainer.workspace import Workspace
+
+REVIEWER = Actor("reviewer", "approver")
 
 
 def folded(text: str) -> str:
@@ -57,7 +61,8 @@ def setup_champion(make_workspace: Callable[..., Path]) -> Path:
 
 def add_candidates(root: Path, versions: list[int]) -> None:
     """One batch of flipped labels and one manual retrain per version (a waiting candidate
-    holds back automatic retrains): READY, gates passed, awaiting approval."""
+    holds back automatic retrains): READY, gates passed, approved by a reviewer, waiting for
+    someone to promote them."""
     with Workspace.open(root) as ws:
         for v in versions:
             add_batch(root, f"flip{v}", synthetic_batch(v, 300, start_day=v, flipped=True))
@@ -65,6 +70,8 @@ def add_candidates(root: Path, versions: list[int]) -> None:
             assert result.version == v, result.outcome
             assert "awaits approval" in result.outcome
             assert ws.registry.get("toy", v).gates_passed
+        for v in versions:  # after all: the cycle would release an approved candidate
+            record_decision(ws, REVIEWER, "toy", v, "approve", "reviewed in the test setup")
 
 
 @pytest.fixture

@@ -216,9 +216,8 @@ def test_bi05_a_candidate_trained_on_a_flagged_batch_is_not_auto_promoted(
         assert ws.registry.get_alias(MODEL, CHAMPION) == 1
         huge = next(b for b in ws.ledger.batches(MODEL) if b.batch_key == "b2-huge.parquet")
         assert result.outcome == (
-            f"version 2 passed its gates but was trained on batch {huge.id} flagged "
-            "VOLUME_ANOMALY: not promoted automatically, it awaits approval "
-            f"(retrainer promote {MODEL} 2)"
+            f"version 2 passed its gates and awaits approval (trained on batch {huge.id} "
+            f"flagged VOLUME_ANOMALY): retrainer approve {MODEL} 2 --comment TEXT"
         )
         lineage = ws.registry.get(MODEL, version).lineage
         assert lineage["data_flags"] == {str(huge.id): ["VOLUME_ANOMALY"]}

@@ -18,6 +18,7 @@ from retrainer.cli.common import (
     version_label,
 )
 from retrainer.cli.render import fmt_metric, print_json, table
+from retrainer.governance.approvals import approval_check, status
 from retrainer.registry import CHAMPION, parse_ref, promote, rollback
 
 __all__ = ["models_list", "models_show", "promote_cmd", "rollback_cmd"]
@@ -182,7 +183,8 @@ def promote_cmd(
     workspace: WorkspaceOpt = Path(),
     as_json: JsonOpt = False,
 ) -> None:
-    """Make VERSION the champion. It must be READY with a decision record whose gates passed.
+    """Make VERSION the champion (admin only). It must be READY with a decision record
+    whose gates passed, and approved when the spec's approval policy asks for it.
 
     Example: [bold]retrainer promote rain 4 --reason "approved in review 2026-11-25"[/bold]
     """
@@ -195,13 +197,16 @@ def promote_cmd(
                 if expect_champion is not None
                 else ws.registry.get_alias(name, CHAMPION)
             )
+            who = acting(ws, "promote", "promoting by hand")
+            needs = list(status(ws, name, version).needs)
             return promote(
                 ws.registry,
                 name,
                 version,
-                actor=acting(ws, "promote", "promoting by hand"),
+                actor=who,
                 reason=reason,
                 expected=expected,
+                check=approval_check(ws, needs),
             ).to_dict()
 
     move = guard(body)

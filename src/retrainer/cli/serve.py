@@ -30,8 +30,8 @@ def serve_cmd(
         str,
         typer.Option(
             "--host",
-            help="Address to bind. Anything but loopback needs RETRAINER_SERVE_TOKEN set "
-            "(then /v1/* requires 'Authorization: Bearer <token>').",
+            help="Address to bind. Anything but loopback needs API tokens in the store "
+            "('retrainer token create'); callers then send 'Authorization: Bearer <token>'.",
         ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
@@ -76,23 +76,34 @@ def serve_cmd(
 
     Example: [bold]retrainer serve -w rain-demo --port 8000 --poll 5[/bold]
 
-    Example: [bold]RETRAINER_SERVE_TOKEN=s3cret retrainer serve --host 0.0.0.0 --workers 2[/bold]
+    Example: [bold]retrainer serve --host 0.0.0.0 --workers 2[/bold] (after
+    [bold]retrainer token create --role viewer --actor app[/bold])
+
+    Access: once the store holds a token, every route but /health and /ready needs
+    'Authorization: Bearer <token>' with a role that allows it (docs/access.md).
     """
     import uvicorn
 
-    from retrainer.service.app import ENV_CONFIG, ENV_TOKEN, ENV_WORKSPACE, create_app
+    from retrainer.governance.identity import Authenticator, TokenStore
+    from retrainer.service.app import ENV_CONFIG, ENV_WORKSPACE, create_app
     from retrainer.service.state import ServiceConfig
     from retrainer.service.transport import NoDelayH11Protocol
     from retrainer.workspace import Workspace
 
-    token = os.environ.get(ENV_TOKEN) or None
-    if not _is_loopback(host) and token is None:
-        raise typer.BadParameter(
-            f"refusing to bind {host}: the server has no other authentication; set "
-            f"{ENV_TOKEN} (callers then send 'Authorization: Bearer <token>') or bind "
-            "127.0.0.1 behind an authenticating proxy",
-            param_hint="--host",
-        )
+    if not _is_loopback(host):
+
+        def has_tokens() -> bool:
+            with Workspace.open(workspace) as ws:
+                return Authenticator(TokenStore(ws.db)).any_tokens()
+
+        if not guard(has_tokens):
+            raise typer.BadParameter(
+                f"refusing to bind {host}: no API token exists, so the server would be open "
+                "to anyone who reaches it; create one first ('retrainer token create --role "
+                "viewer --actor NAME'; callers send 'Authorization: Bearer <token>') or bind "
+                "127.0.0.1",
+                param_hint="--host",
+            )
     settings: dict[str, Any] = {
         "poll_seconds": poll,
         "rollout_seconds": poll,
@@ -100,7 +111,7 @@ def serve_cmd(
         "log_queue": log_queue,
         "model_threads": model_threads or None,
     }
-    config = ServiceConfig(**settings, token=token)
+    config = ServiceConfig(**settings)
     c = console(stderr=True)
     if workers == 1:
         app = guard(lambda: create_app(workspace, config=config))

@@ -335,14 +335,22 @@ class Authenticator:
     _seen: dict[str, tuple[float, Actor]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def actor(self, token: str) -> Actor:
-        """The actor for ``token``. Raises AuthError."""
+    def cached(self, token: str) -> Actor | None:
+        """The actor for ``token`` if it was verified less than ``ttl`` ago (cheap)."""
         key = hashlib.sha256(token.encode()).hexdigest()
-        now = time.monotonic()
         with self._lock:
             hit = self._seen.get(key)
-        if hit is not None and now - hit[0] < self.ttl:
+        if hit is not None and time.monotonic() - hit[0] < self.ttl:
             return hit[1]
+        return None
+
+    def actor(self, token: str) -> Actor:
+        """The actor for ``token`` (verified with scrypt unless cached). Raises AuthError."""
+        hit = self.cached(token)
+        if hit is not None:
+            return hit
+        key = hashlib.sha256(token.encode()).hexdigest()
+        now = time.monotonic()
         actor = self.tokens.authenticate(token)
         with self._lock:
             if len(self._seen) > 10_000:

@@ -1,7 +1,9 @@
 """The FastAPI app: thin routes over :class:`~retrainer.service.state.ServiceState`.
 
 Endpoints: ``POST /v1/models/{name}/predict``, ``POST /v1/models/{name}/feedback``,
-``GET /v1/models``, ``GET /health``, ``GET /ready``, ``GET /metrics``. Request bodies
+``GET /v1/models``, ``GET /health``, ``GET /ready``, ``GET /metrics``, and the management
+routes of :mod:`retrainer.service.manage` (approvals, promote, rollback). Every route
+but the probes needs a permission (:mod:`retrainer.service.auth`). Request bodies
 above ``max_body_bytes`` get 413 before they are buffered (a declared
 ``Content-Length`` is refused up front; a streamed body is cut off as it crosses the
 limit).
@@ -9,7 +11,6 @@ limit).
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -17,10 +18,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from retrainer.service.auth import Gate
+from retrainer.service.manage import add_management_routes
 from retrainer.service.metrics import CONTENT_TYPE_LATEST
 from retrainer.service.pool import VersionSelector
 from retrainer.service.state import Reply, ServiceConfig, ServiceState
@@ -36,7 +39,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ENV_WORKSPACE = "RETRAINER_SERVE_WORKSPACE"
 ENV_CONFIG = "RETRAINER_SERVE_CONFIG"
-ENV_TOKEN = "RETRAINER_SERVE_TOKEN"
 
 
 class _TooLarge(Exception):
@@ -136,7 +138,7 @@ def create_app(
 
     Args:
         workspace_root: The workspace folder (or its spec file).
-        config: Timings, limits and the optional bearer token.
+        config: Timings, limits and whether auth is required even with no tokens.
         selector: Chooses the version per request (default: the champion).
     """
     config = config or ServiceConfig()
@@ -150,6 +152,11 @@ def create_app(
         finally:
             await run_in_threadpool(state.close)
 
+    gate = Gate(
+        state.ws,
+        require_auth=config.require_auth,
+        on_refuse=lambda kind: state.metrics.errors.labels("", kind).inc(),
+    )
     app = FastAPI(
         title="retrainer serve",
         summary="Predictions from the workspace's champion models.",
@@ -157,22 +164,13 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        dependencies=[Depends(gate)],  # deny by default: see service/auth.py
     )
     app.state.service = state
-
-    def refused(request: Request) -> JSONResponse | None:
-        if not config.token:
-            return None
-        given = request.headers.get("authorization", "")
-        if hmac.compare_digest(given.encode(), f"Bearer {config.token}".encode()):
-            return None
-        state.metrics.errors.labels("", "unauthorized").inc()
-        return JSONResponse({"detail": {"message": "missing or wrong bearer token"}}, 401)
+    add_management_routes(app, state.ws, gate)
 
     @app.post("/v1/models/{name}/predict")
     async def predict(name: str, request: Request) -> JSONResponse:
-        if (denied := refused(request)) is not None:
-            return denied
         body = await request.body()
         key = request.headers.get("x-request-key")
         if len(body) <= config.inline_bytes:  # a few rows: cheaper than a thread hop
@@ -181,15 +179,11 @@ def create_app(
 
     @app.post("/v1/models/{name}/feedback")
     async def feedback(name: str, request: Request) -> JSONResponse:
-        if (denied := refused(request)) is not None:
-            return denied
         body = await request.body()
         return _json(await run_in_threadpool(state.feedback, name, body))
 
     @app.get("/v1/models")
-    async def models(request: Request) -> JSONResponse:
-        if (denied := refused(request)) is not None:
-            return denied
+    async def models() -> JSONResponse:
         return _json(state.models())
 
     @app.get("/health")
@@ -218,5 +212,5 @@ def create_app_from_env() -> FastAPI:
     raw = json.loads(os.environ.get(ENV_CONFIG, "{}"))
     if raw.get("log_dir"):
         raw["log_dir"] = Path(raw["log_dir"])
-    config = ServiceConfig(**raw, token=os.environ.get(ENV_TOKEN) or None)
+    config = ServiceConfig(**raw)
     return create_app(root, config=config)

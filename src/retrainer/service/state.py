@@ -49,7 +49,9 @@ class ServiceConfig:
         log_batch_rows: At most this many rows per Parquet file.
         log_flush_seconds: A partial batch is written after this long.
         log_dir: The log folder (default ``<workspace>/.retrainer/predictions``).
-        token: When set, ``/v1/*`` requires ``Authorization: Bearer <token>``.
+        require_auth: Require a token on every route but the probes even when the store
+            holds no token yet (then only probes answer). Without it, auth is required
+            once any token exists.
         rollouts: Route, record and drive shadow and canary rollouts (off when a custom
             version selector is given: it decides alone).
         rollout_seconds: How often rollout stats are flushed and the rollout is judged.
@@ -68,7 +70,7 @@ class ServiceConfig:
     log_batch_rows: int = 1_000
     log_flush_seconds: float = 1.0
     log_dir: Path | None = None
-    token: str | None = None
+    require_auth: bool = False
     rollouts: bool = True
     rollout_seconds: float = 2.0
     shadow_queue: int = 1_000
