@@ -32,6 +32,7 @@ from retrainer.cli import (
     rollout,
     token,
 )
+from retrainer.cli.card import card_cmd
 from retrainer.cli.drift import drift_cmd
 from retrainer.cli.explain import explain_cmd
 from retrainer.cli.serve import serve_cmd
@@ -77,6 +78,7 @@ app.command("drift")(drift_cmd)
 app.command("watch")(watch_cmd)
 app.command("monitor")(monitor.monitor_cmd)
 app.command("explain")(explain_cmd)
+app.command("card")(card_cmd)
 app.command("serve")(serve_cmd)
 models_app.command("list")(models.models_list)
 models_app.command("show")(models.models_show)

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 
 from retrainer.figures import plain, png_base64
 
-__all__ = ["render_decision_html"]
+__all__ = ["decision_plots", "render_decision_html"]
 
 _CAND, _CHAMP = "#dd8452", "#4c72b0"
 _COLORS = {"pass": "#1a7f37", "fail": "#b42318", "not_evaluable": "#9a6700", "skipped": "#777"}
@@ -217,6 +217,20 @@ def _slice_plot(gate: Mapping[str, Any]) -> str | None:
     return png_base64(fig)
 
 
+def decision_plots(decision: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(title, base64 PNG)`` of every plot the record carries data for, in page order:
+    confidence intervals, curves or residuals, then one per gate with per-slice rows."""
+    gates = list(decision.get("gates") or [])
+    extra = decision.get("extra") or {}
+    candidates = [
+        ("Confidence intervals", _ci_plot(gates)),
+        ("Candidate and champion on the holdout", _curves_plot(extra.get("curves"))),
+        ("Residuals", _residuals_plot(extra.get("residuals"))),
+        *((f"{g.get('name')}: per slice", _slice_plot(g)) for g in gates),
+    ]
+    return [(name, src) for name, src in candidates if src is not None]
+
+
 def render_decision_html(
     decision: Mapping[str, Any], *, title: str, facts: Sequence[str] = ()
 ) -> str:
@@ -225,15 +239,7 @@ def render_decision_html(
     ``facts`` are short lines shown under the verdict (status, lineage, approvals).
     """
     gates = list(decision.get("gates") or [])
-    plots: list[tuple[str, str]] = []
-    extra = decision.get("extra") or {}
-    candidates = [
-        ("Confidence intervals", _ci_plot(gates)),
-        ("Candidate and champion on the holdout", _curves_plot(extra.get("curves"))),
-        ("Residuals", _residuals_plot(extra.get("residuals"))),
-        *((f"{g.get('name')}: per slice", _slice_plot(g)) for g in gates),
-    ]
-    plots = [(name, src) for name, src in candidates if src is not None]
+    plots = decision_plots(decision)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     return env.from_string(_TEMPLATE).render(
         d={
