@@ -25,6 +25,7 @@ import pytest
 from sqlalchemy import select, update
 
 from conftest import add_batch, synthetic_batch
+from retrainer.deploy.store import RolloutStore
 from retrainer.errors import DataSourceError
 from retrainer.governance.approvals import decision_sha256
 from retrainer.governance.card import CardEvidence, collect_card
@@ -32,7 +33,7 @@ from retrainer.governance.card_blocks import NOT_STATED, num
 from retrainer.governance.card_render import card_format, render_card, write_card
 from retrainer.monitor.drift import ReferenceProfile
 from retrainer.orchestrate.cycle import run_cycle
-from retrainer.registry.tables import Approval, ModelVersion
+from retrainer.registry.tables import Approval, ModelVersion, Rollout
 from retrainer.spec import spec_hash
 from retrainer.workspace import Workspace
 
@@ -136,6 +137,12 @@ def stored_evidence(ws: Workspace, model: str, version: int) -> Stored:
             for a in s.scalars(select(Approval).where(Approval.version == version))
         ]
     )
+    rollouts = ws.db.transaction(
+        lambda s: [
+            {col.key: getattr(r, col.key) for col in Rollout.__table__.columns}
+            for r in s.scalars(select(Rollout))
+        ]
+    )
     ledger = ws.ledger
     return Stored(
         [
@@ -144,6 +151,7 @@ def stored_evidence(ws: Workspace, model: str, version: int) -> Stored:
             prof,
             lin["reference_profile_sha256"],
             approvals,
+            rollouts,
             [s.to_dict() for s in ledger.scores(model)],
             [m.to_dict() for m in ws.registry.history(model)],
             ws.spec.model.model_dump(),
@@ -193,6 +201,15 @@ def three_versions(make_workspace: Callable[..., Path]) -> Path:
                 )
 
         ws.db.transaction(approve)
+        RolloutStore(ws.db).create(
+            "toy",
+            candidate=3,
+            baseline=2,
+            strategy="canary",
+            plan={"steps": [10, 50, 100]},
+            actor="ops",
+            reason="canary of v3 against v2",
+        )
     return root
 
 
@@ -239,6 +256,7 @@ def test_every_number_on_the_card_is_stored_evidence_and_changes_with_it(
         assert "color=blue" in text and "selection_rate" in text and "perturbation" in text
         assert "0 of 3 features drifted" in text or "features drifted" in text
         assert "no: the artifact differs" in text  # bob's approval is for another artifact
+        assert "canary of v3 against v2" in text and "10% / 50% / 100%" in text
     page = pages["html"]
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<b>{{" not in page

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -185,6 +185,22 @@ class RolloutStore:
             q = select(Rollout).where(Rollout.model == model).order_by(Rollout.id.desc()).limit(1)
             row = s.scalar(q)
             return None if row is None else _info(row)
+
+        return self.db.transaction(fn)
+
+    def of_version(self, model: str, version: int) -> list[RolloutInfo]:
+        """Every rollout of ``model`` with ``version`` as candidate or baseline, oldest first."""
+
+        def fn(s: Session) -> list[RolloutInfo]:
+            q = (
+                select(Rollout)
+                .where(
+                    Rollout.model == model,
+                    or_(Rollout.candidate == version, Rollout.baseline == version),
+                )
+                .order_by(Rollout.id)
+            )
+            return [_info(r) for r in s.scalars(q)]
 
         return self.db.transaction(fn)
 

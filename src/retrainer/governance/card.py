@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from retrainer.data.ledger import Ledger
@@ -47,7 +47,7 @@ from retrainer.monitor.drift import ReferenceProfile
 from retrainer.registry.artifacts import ArtifactStore
 from retrainer.registry.db import Database, as_utc
 from retrainer.registry.registry import Registry
-from retrainer.registry.tables import Approval, Rollout
+from retrainer.registry.tables import Approval
 from retrainer.spec import PipelineSpec, spec_hash
 
 __all__ = ["MONITORED_AFTER", "MONITORED_BEFORE", "TOP_CATEGORIES", "CardEvidence", "collect_card"]
@@ -126,7 +126,7 @@ def collect_card(
             for m in registry.history(model)
             if version in (m.from_version, m.to_version)
         ],
-        "rollouts": _rollouts(db, model, version),
+        "rollouts": [r.to_dict() for r in RolloutStore(db).of_version(model, version)],
     }
     return CardEvidence(json.loads(json.dumps(data, default=str)))
 
@@ -262,20 +262,3 @@ def _approvals(
         item["bound_decision"] = row.decision_sha256 == current
         out.append(item)
     return out
-
-
-def _rollouts(db: Database, model: str, version: int) -> list[dict[str, Any]]:
-    ids = db.transaction(
-        lambda s: list(
-            s.scalars(
-                select(Rollout.id)
-                .where(
-                    Rollout.model == model,
-                    or_(Rollout.candidate == version, Rollout.baseline == version),
-                )
-                .order_by(Rollout.id)
-            )
-        )
-    )
-    store = RolloutStore(db)
-    return [store.get(i).to_dict() for i in ids]
