@@ -35,6 +35,7 @@ from retrainer.cli import (
 from retrainer.cli.card import card_cmd
 from retrainer.cli.drift import drift_cmd
 from retrainer.cli.explain import explain_cmd
+from retrainer.cli.lineage import lineage_cmd, reproduce_cmd
 from retrainer.cli.serve import serve_cmd
 from retrainer.cli.spec import spec_show
 from retrainer.cli.watch import watch_cmd
@@ -78,6 +79,8 @@ app.command("drift")(drift_cmd)
 app.command("watch")(watch_cmd)
 app.command("monitor")(monitor.monitor_cmd)
 app.command("explain")(explain_cmd)
+app.command("lineage")(lineage_cmd)
+app.command("reproduce")(reproduce_cmd)
 app.command("card")(card_cmd)
 app.command("serve")(serve_cmd)
 models_app.command("list")(models.models_list)
