@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from retrainer.deploy.store import RolloutStore
@@ -17,7 +17,7 @@ from retrainer.errors import NotFoundError
 from retrainer.governance.lineage import missing_lineage
 from retrainer.registry.db import as_utc
 from retrainer.registry.registry import VersionInfo
-from retrainer.registry.tables import Approval, Rollout, Snapshot
+from retrainer.registry.tables import Approval, Snapshot
 
 if TYPE_CHECKING:
     from retrainer.workspace import Workspace
@@ -188,17 +188,5 @@ def _deployments(ws: Workspace, model: str, version: int) -> dict[str, Any]:
     moves = [
         m.to_dict() for m in ws.registry.history(model) if version in (m.to_version, m.from_version)
     ]
-    ids = ws.db.transaction(
-        lambda s: list(
-            s.scalars(
-                select(Rollout.id)
-                .where(
-                    Rollout.model == model,
-                    or_(Rollout.candidate == version, Rollout.baseline == version),
-                )
-                .order_by(Rollout.id)
-            )
-        )
-    )
-    store = RolloutStore(ws.db)
-    return {"alias_moves": moves, "rollouts": [store.get(i).to_dict() for i in ids]}
+    rollouts = RolloutStore(ws.db).of_version(model, version)
+    return {"alias_moves": moves, "rollouts": [r.to_dict() for r in rollouts]}
