@@ -184,11 +184,11 @@ def test_plan_is_a_dry_run_that_names_what_is_due_and_what_is_kept(
     assert kept["toy:4"] == ("champion",)
     assert kept["toy:3"] == ("previous champion (the rollback target)",)
     training = [why for s, r in kept.items() if s.startswith("toy/snapshot/") for why in r]
-    assert sorted(w.split(" (")[0] for w in training) == [
-        "holdout data of toy:3",
-        "holdout data of toy:4",
-        "train data of toy:3",
-        "train data of toy:4",
+    assert sorted(training) == [
+        "holdout data of toy:3, kept with it",
+        "holdout data of toy:4, kept with it",
+        "train data of toy:3, kept with it",
+        "train data of toy:4, kept with it",
     ]
     assert "stopped serving 2024-01-11" in next(
         i.reason for i in result.items if i.subject == "toy:1"

@@ -29,6 +29,7 @@ from retrainer.cli import (
     models,
     monitor,
     quarantine,
+    retention,
     rollout,
     token,
 )
@@ -70,6 +71,8 @@ approvals_app = typer.Typer(no_args_is_help=True, help="Versions waiting for a p
 app.add_typer(approvals_app, name="approvals")
 token_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API tokens.")
 app.add_typer(token_app, name="token")
+retention_app = typer.Typer(no_args_is_help=True, help="Plan and apply the retention policy.")
+app.add_typer(retention_app, name="retention")
 
 for command in (loop.init, loop.quickstart, loop.run, loop.retrain, loop.status):
     app.command()(command)
@@ -94,6 +97,8 @@ quarantine_app.command("list")(quarantine.quarantine_list)
 quarantine_app.command("show")(quarantine.quarantine_show)
 quarantine_app.command("release")(quarantine.quarantine_release)
 quarantine_app.command("discard")(quarantine.quarantine_discard)
+retention_app.command("plan")(retention.retention_plan)
+retention_app.command("apply")(retention.retention_apply)
 rollout_app.command("status")(rollout.rollout_status_cmd)
 rollout_app.command("abort")(rollout.rollout_abort)
 rollout_app.command("advance")(rollout.rollout_advance)

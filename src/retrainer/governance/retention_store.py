@@ -141,7 +141,7 @@ def _kept(owners: list[Owner], snaps: dict[int, Snap]) -> list[KeptItem]:
         out.append(KeptItem("artifact", o.subject, tuple(reasons)))
         for i in o.snapshots:
             if i in snaps and not snaps[i].purged:
-                why = f"{snaps[i].kind} data of {o.subject} ({reasons[0]})"
+                why = f"{snaps[i].kind} data of {o.subject}, kept with it"
                 out.append(KeptItem("snapshot", f"{o.subject.split(':')[0]}/snapshot/{i}", (why,)))
     return out
 
