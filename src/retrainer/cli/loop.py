@@ -28,18 +28,28 @@ from retrainer.quickstart.workspace_init import EXAMPLES, init_workspace
 
 __all__ = ["init", "quickstart", "retrain", "run", "status"]
 
+ApprovalOpt = Annotated[
+    str,
+    typer.Option(
+        "--approval",
+        help="approval.mode of the spec: auto (promote when the gates pass) or manual "
+        "(wait for 'retrainer approve' by someone who did not train it).",
+    ),
+]
+
 
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder to create the workspace in.")] = Path(),
     example: Annotated[
         str | None, typer.Option(help=f"Start from an example: {', '.join(EXAMPLES)}.")
     ] = None,
+    approval: ApprovalOpt = "auto",
 ) -> None:
     """Create a workspace: a commented retrainer.yaml (and example data with --example).
 
     Example: [bold]retrainer init rain-demo --example rainfall[/bold]
     """
-    spec = guard(lambda: init_workspace(directory, example=example))
+    spec = guard(lambda: init_workspace(directory, example=example, approval=approval))
     c = console()
     c.print(f"Created {spec}")
     c.print(
@@ -52,12 +62,16 @@ def quickstart(
     directory: Annotated[
         Path, typer.Argument(help="Folder for the demo workspace (recreated if it is one).")
     ] = Path("retrainer-quickstart"),
+    approval: ApprovalOpt = "auto",
     as_json: JsonOpt = False,
 ) -> None:
     """Stream 50 years of NOAA rainfall data through the real loop and write an HTML report.
 
     Shows the champion degrading after the data changes, a retrain being triggered,
     validated against the champion on the same holdout and promoted.
+
+    With [bold]--approval manual[/bold] the stream stops at the first version that passes
+    its gates: it waits for a person ('retrainer approve'; see docs/access.md).
 
     Example: [bold]retrainer quickstart /tmp/rain-demo[/bold]
     """
@@ -79,7 +93,11 @@ def quickstart(
         def progress(done: int, total: int, note: str) -> None:
             bar.update(task, completed=done, total=total, note=note[:60])
 
-        result = guard(lambda: run_quickstart(directory, actor=local_name(), progress=progress))
+        result = guard(
+            lambda: run_quickstart(
+                directory, actor=local_name(), progress=progress, approval=approval
+            )
+        )
     result.report = write_report(result, directory / "report.html")
     if as_json:
         print_json(c, result.to_dict())
@@ -114,6 +132,18 @@ def quickstart(
             f"{sum(wo) / len(wo):.3f} without."
         )
     c.print(f"Report: {result.report}")
+    if result.waiting is not None:
+        v = result.waiting
+        c.print(
+            bold(f"Stopped: version {v} passed its gates and waits for approval."),
+            f"\nNext: cd {directory}; create an approver's token with 'retrainer token "
+            f"create --role approver --actor alice', then 'RETRAINER_TOKEN=<token> retrainer "
+            f'approve rain {v} --comment "reviewed"\'. Whoever trained it (you) cannot '
+            "approve it: separation of duties. See docs/access.md.",
+            sep="",
+            soft_wrap=True,
+        )
+        return
     c.print(
         f"Explore: cd {directory} && retrainer status  (also: models list, models show rain, "
         "audit log)"

@@ -76,6 +76,7 @@ class QuickstartResult:
     versions: list[VersionRow] = field(default_factory=list)
     seconds: float = 0.0
     report: Path | None = None
+    waiting: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -85,6 +86,7 @@ class QuickstartResult:
             "change_date": self.change_date,
             "seconds": round(self.seconds, 1),
             "report": str(self.report) if self.report else None,
+            "waiting_for_approval": self.waiting,
             "points": [asdict(p) for p in self.points],
             "versions": [asdict(v) for v in self.versions],
         }
@@ -94,7 +96,7 @@ ProgressCallback = Callable[[int, int, str], None]
 """Called with (batches done, batches in all, a one-line note)."""
 
 
-def _prepare(directory: Path) -> None:
+def _prepare(directory: Path, approval: str) -> None:
     if directory.exists() and not directory.is_dir():
         raise SpecError(
             f"{directory} is a file, not a folder; choose a folder (retrainer quickstart DIR)"
@@ -106,7 +108,7 @@ def _prepare(directory: Path) -> None:
                 "choose another folder (retrainer quickstart DIR)"
             )
         shutil.rmtree(directory)
-    init_workspace(directory, example="rainfall", warmup_years=0)
+    init_workspace(directory, example="rainfall", warmup_years=0, approval=approval)
     (directory / STATE_DIR).mkdir(mode=0o700, exist_ok=True)
     (directory / STATE_DIR / MARKER).write_text("created by retrainer quickstart\n")
 
@@ -118,10 +120,15 @@ def run_quickstart(
     warmup_years: int = 3,
     clock: Clock = utc_now,
     progress: ProgressCallback | None = None,
+    approval: str = "auto",
 ) -> QuickstartResult:
-    """Stream the rainfall years through the loop in ``directory`` (recreated if ours)."""
+    """Stream the rainfall years through the loop in ``directory`` (recreated if ours).
+
+    With ``approval="manual"`` the stream stops at the first version that awaits
+    approval (``result.waiting``): a person decides before the story goes on.
+    """
     started = time.perf_counter()
-    _prepare(directory)
+    _prepare(directory, approval)
     data = load_rainfall()
     years = [(int(y), rows) for y, rows in data.groupby(data["date"].dt.year)]
     warmup = pd.concat([r for _, r in years[:warmup_years]])
@@ -142,6 +149,9 @@ def run_quickstart(
             result.points.append(point)
             if progress:
                 progress(done, len(batches), f"{year}: {point.event}")
+            if cycle.steps.get("promote", {}).get("awaiting_approval"):
+                result.waiting = cycle.version
+                break
         result.versions = _versions(ws)
     result.seconds = time.perf_counter() - started
     return result

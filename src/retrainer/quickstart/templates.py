@@ -54,7 +54,7 @@ evaluate:
   confidence: 0.95
 
 approval:
-  mode: auto                      # manual: passing candidates wait for 'retrainer promote'
+  mode: auto                      # manual: passing candidates wait for 'retrainer approve'
 """
 
 RAINFALL_SPEC = """\

@@ -12,9 +12,11 @@ from retrainer.quickstart.rainfall import load_rainfall
 from retrainer.quickstart.templates import GENERIC_SPEC, RAINFALL_SPEC
 from retrainer.workspace import SPEC_FILE
 
-__all__ = ["BATCH_DIR", "EXAMPLES", "init_workspace", "write_batch"]
+__all__ = ["APPROVAL_MODES", "BATCH_DIR", "EXAMPLES", "init_workspace", "write_batch"]
 
 EXAMPLES = ("rainfall",)
+APPROVAL_MODES = ("auto", "manual")
+APPROVAL_LINE = "  mode: auto"
 BATCH_DIR = Path("data") / "batches"
 
 
@@ -28,13 +30,24 @@ def write_batch(folder: Path, name: str, frame: pd.DataFrame) -> Path:
     return final
 
 
-def init_workspace(directory: Path, *, example: str | None = None, warmup_years: int = 3) -> Path:
+def init_workspace(
+    directory: Path,
+    *,
+    example: str | None = None,
+    warmup_years: int = 3,
+    approval: str = "auto",
+) -> Path:
     """Create ``directory/retrainer.yaml`` (and, for an example, its first batches).
 
-    Refuses to overwrite an existing spec. Returns the spec's path.
+    ``approval`` is the spec's ``approval.mode`` (``auto`` or ``manual``). Refuses to
+    overwrite an existing spec. Returns the spec's path.
     """
     if example is not None and example not in EXAMPLES:
         raise SpecError(f"--example: expected one of {', '.join(EXAMPLES)}, got {example!r}")
+    if approval not in APPROVAL_MODES:
+        raise SpecError(
+            f"--approval: expected one of {', '.join(APPROVAL_MODES)}, got {approval!r}"
+        )
     spec_path = directory / SPEC_FILE
     if spec_path.exists():
         raise SpecError(f"{spec_path} already exists; not overwriting it")
@@ -46,5 +59,6 @@ def init_workspace(directory: Path, *, example: str | None = None, warmup_years:
             if year >= data["date"].dt.year.iloc[0] + warmup_years:
                 break
             write_batch(directory / BATCH_DIR, f"rain-{year}", rows)
-    spec_path.write_text(RAINFALL_SPEC if example == "rainfall" else GENERIC_SPEC)
+    text = RAINFALL_SPEC if example == "rainfall" else GENERIC_SPEC
+    spec_path.write_text(text.replace(APPROVAL_LINE, f"  mode: {approval}", 1))
     return spec_path
