@@ -243,6 +243,7 @@ def test_every_number_on_the_card_is_stored_evidence_and_changes_with_it(
         ):
             assert section in text, (fmt, section)
         assert NOT_STATED not in text
+        assert "From the spec recorded with this version" in text
         assert "{{ 7*7 }}" in text and "{{ 6*6 }}" in text  # data, never a template
         assert "49" not in tokens(text)["number"] and "36" not in tokens(text)["number"]
         assert evidence.digest in text
@@ -305,6 +306,20 @@ def test_a_first_version_without_owner_says_what_is_missing(
     assert "No approval or rejection is recorded for this version (approval mode auto)" in md
     assert "none to v1" in md  # the alias move that made it champion
     assert md.count("data:image/png;base64,") >= 1  # its ROC and PR curves
+
+
+def test_a_version_that_was_never_evaluated_still_has_a_card(
+    make_workspace: Callable[..., Path],
+) -> None:
+    with Workspace.open(make_workspace()) as ws:
+        number = ws.registry.create_version("toy", run_id=None, actor="t", params={}, lineage={})
+        ws.registry.set_status("toy", number, "FAILED", actor="t", reason="the fit raised")
+        evidence = collect_card(ws.db, ws.artifacts, ws.spec, "toy", number)
+    text = card_text(render_card(evidence, "html"), "html")
+    assert "Not evaluated: no decision record (it is FAILED)" in text
+    assert "snapshot not found" in text and "this version stored no reference profile" in text
+    assert "No alias ever pointed at this version" in text
+    assert "Slices" not in text and "Decision record" not in text
 
 
 def test_card_paths_are_checked_and_named(tmp_path: Path) -> None:

@@ -96,8 +96,6 @@ def evaluation(e: Mapping[str, Any], plots: Iterable[str]) -> list[Block]:
     the champion on both holdouts, the stored metrics, and ``plots`` (decision-record
     plot titles not shown in another section)."""
     d = e["record"].get("decision") or {}
-    if not d:
-        return [para("This version has no decision record.")]
     champ = d.get("champion_version")
     out = [
         para(

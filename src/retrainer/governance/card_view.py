@@ -35,7 +35,7 @@ Section = dict[str, Any]
 def _head(e: Mapping[str, Any]) -> list[Block]:
     r, d = e["record"], e["record"].get("decision") or {}
     verdict = (
-        "no decision record (not evaluated)"
+        _not_evaluated(e)
         if not d
         else ("PASSED: " if d.get("passed") else "BLOCKED: ")
         + str(d.get("summary", "")).removeprefix("passed: ").removeprefix("failed: ")
@@ -51,6 +51,12 @@ def _head(e: Mapping[str, Any]) -> list[Block]:
             ]
         ),
     ]
+
+
+def _not_evaluated(e: Mapping[str, Any]) -> str:
+    r = e["record"]
+    why = (r.get("lineage") or {}).get("failure") or f"it is {r['status']}"
+    return f"Not evaluated: no decision record ({why})."
 
 
 def _use(e: Mapping[str, Any]) -> list[Block]:
@@ -164,6 +170,9 @@ def _drift(e: Mapping[str, Any]) -> list[Block]:
     m, metric = e["monitoring"], str(d.get("metric", ""))
     trig = lin.get("trigger") or {}
     out = [para(f"Why it was trained ({trig.get('kind', '-')}): {trig.get('reason', '-')}.")]
+    if not d:
+        out.append(para("No decision record names the champion it was judged against."))
+        return out
     if m["champion_at_training"] is None:
         out.append(
             para(
@@ -306,12 +315,20 @@ def card_sections(
         (
             "evaluation",
             "Evaluation",
-            outcome.evaluation(e, [k for k in keys if k not in outcome.OWN_PLOTS]),
+            outcome.evaluation(e, [k for k in keys if k not in outcome.OWN_PLOTS])
+            if d
+            else [para(_not_evaluated(e))],
         ),
-        ("slices", "Slices", outcome.slices(d, keys)),
-        ("fairness", "Fairness", outcome.fairness(d, keys)),
-        ("robustness", "Robustness", outcome.robustness(d)),
-        ("decision", "Decision record", outcome.decision(d)),
+        *(
+            [
+                ("slices", "Slices", outcome.slices(d, keys)),
+                ("fairness", "Fairness", outcome.fairness(d, keys)),
+                ("robustness", "Robustness", outcome.robustness(d)),
+                ("decision", "Decision record", outcome.decision(d)),
+            ]
+            if d
+            else []
+        ),
         ("approvals", "Approvals", outcome.approvals(e)),
         ("deployment", "Deployment and monitoring", outcome.deployment(e)),
         ("lineage", "Lineage", _lineage(e)),
