@@ -17,8 +17,9 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from retrainer.errors import AuthError, NotFoundError, RetrainerError
+from retrainer.errors import AuthError, ForbiddenError, NotFoundError, RetrainerError
 from retrainer.governance.identity import Actor, TokenStore, local_actor, require
+from retrainer.registry.audit import append_event
 from retrainer.workspace import Workspace
 
 __all__ = [
@@ -81,9 +82,33 @@ def identity(ws: Workspace) -> Actor:
 def acting(ws: Workspace, permission: str, what: str) -> str:
     """The name of the caller, after checking it may ``permission`` (``what`` names the
     action in the refusal). Raises AuthError or ForbiddenError."""
-    who = identity(ws)
-    require(who, permission, what)
+    try:
+        who = identity(ws)
+    except AuthError as exc:
+        _audit_denied(ws, "anonymous", exc, what)
+        raise
+    try:
+        require(who, permission, what)
+    except ForbiddenError as exc:
+        _audit_denied(ws, who.name, exc, what)
+        raise
     return who.name
+
+
+def _audit_denied(ws: Workspace, name: str, exc: RetrainerError, what: str) -> None:
+    """A refused command leaves an ``access.denied`` event (never the token's secret)."""
+    token = os.environ.get(TOKEN_ENV, "")
+    token_id = token[4:16] if token.startswith("rtk_") else None
+    ws.db.transaction(
+        lambda s: append_event(
+            s,
+            at=ws.db.clock(),
+            actor=name,
+            action="access.denied",
+            subject=f"cli: {what}"[:256],
+            payload={"reason": exc.message, "token_id": token_id, "code": exc.code},
+        )
+    )
 
 
 def local_name() -> str:

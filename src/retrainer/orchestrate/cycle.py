@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from retrainer.governance.config_audit import record_spec_change
 from retrainer.orchestrate.lease import new_holder_id
 from retrainer.orchestrate.steps import Steps, Stop, why
 
@@ -88,6 +89,7 @@ def run_cycle(
     lease = f"cycle:{model}"
     token = ws.leases.acquire(lease, holder)
     try:
+        record_spec_change(ws, actor=actor)  # config changes are audited
         request = {"manual_reason": manual_reason} if manual_reason else {}
         run, resumed = ws.journal.open_run(model, actor=actor, request=request)
         cycle = Steps(ws, run.id, actor, run.trigger.get("manual_reason"), dict(run.steps))
