@@ -235,6 +235,10 @@ def test_apply_deletes_exactly_the_plan_audits_it_and_a_second_apply_is_a_no_op(
         # records stay, marked; the kept versions and their data are whole
         statuses = {v.version: v.status for v in ws.registry.versions(MODEL)}
         assert statuses == {1: "PURGED", 2: "PURGED", 3: "READY", 4: "READY"}
+        for version in (1, 2):  # the record and its documentation (the spec it used) stay
+            info = ws.registry.get(MODEL, version)
+            assert info.decision and info.lineage["train_rows"] > 0
+            assert ws.artifacts.exists(info.lineage["spec_artifact_sha256"])
         batches = ws.db.transaction(
             lambda s: {b.id: (b.status, b.reasons) for b in s.scalars(select(Batch))}
         )

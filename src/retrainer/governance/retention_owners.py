@@ -5,6 +5,9 @@ past its period, *kept* when something protects it (champion, previous champion,
 alias, a legal hold, an active rollout, being trained; newest ``keep_versions`` and the
 documentation window when it would otherwise be due), and *dead* when retention has
 purged it already. Owners of other models in the store only protect what they use.
+A version's artifacts are its model, reference profile, CBPE calibration and training
+and holdout rows; any other blob its lineage names (the spec it was trained with) is
+documentation and stays, like the version's record.
 """
 
 from __future__ import annotations
@@ -38,6 +41,14 @@ __all__ = ["Owner", "Snap", "load_owners"]
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 _USABLE = ("accepted", "released")
 _HELD_BACK = ("quarantined", "discarded")
+_DELETABLE = {
+    "reference_profile_sha256": "reference profile",
+    "cbpe_sha256": "CBPE calibration",
+    "train_artifact_sha256": "training rows",
+    "holdout_artifact_sha256": "holdout rows",
+}
+"""Lineage blobs deleted with a version's artifacts; any other blob its lineage names
+(the spec it was trained with...) is documentation and is kept."""
 
 
 @dataclass
@@ -85,6 +96,10 @@ def _hexes(value: Any) -> set[str]:
     if isinstance(value, list):
         return set().union(*(_hexes(v) for v in value)) if value else set()
     return set()
+
+
+def _named(hashes: set[str]) -> tuple[tuple[str, str], ...]:
+    return tuple((h, "documentation") for h in sorted(hashes))
 
 
 def _lineage_snapshots(lineage: dict[str, Any]) -> tuple[int, ...]:
@@ -173,8 +188,12 @@ def _version_owners(
     for m, version, status, artifact, lineage, created in data["versions"]:
         blobs = [(artifact, f"model {m}:{version}")] if artifact else []
         blobs += [
-            (h, f"{k} of {m}:{version}") for k, v in sorted(lineage.items()) for h in _hexes(v)
+            (lineage[k], f"{what} of {m}:{version}")
+            for k, what in _DELETABLE.items()
+            if isinstance(lineage.get(k), str) and _HEX.match(lineage[k])
         ]
+        documents = {h for k, v in lineage.items() if k not in _DELETABLE for h in _hexes(v)}
+        owners.append(Owner("other", f"{m}:{version}", dead=False, blobs=_named(documents)))
         owner = Owner(
             "artifact" if m == model else "other",
             f"{m}:{version}",

@@ -78,7 +78,7 @@ def scan_store(
             if sha in assigned or (size := blob_size(ws.artifacts, sha)) is None:
                 continue  # deleted by an earlier item, gone already, or not a blob at all
             if sha in protected:
-                shared.append(f"{what} is also {protected[sha]}'s")
+                shared.append(f"{what}, shared with {protected[sha]}")
             else:
                 assigned.add(sha)
                 blobs.append(Blob(sha, size, what))
@@ -86,7 +86,7 @@ def scan_store(
             continue
         if not o.dead and not blobs and not mark:
             if shared:
-                kept.append(KeptItem(o.kind, o.subject, (f"past its period, but {shared[0]}",)))
+                kept.append(KeptItem(o.kind, o.subject, (f"past its period, kept: {shared[0]}",)))
             continue
         since = o.since or now
         reason = o.due if not o.dead else "finishes a deletion that was recorded but not done"
