@@ -30,7 +30,14 @@ def kind_of(value: object) -> str:
 
 def read_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
     """(node tree, data) of ``text`` with a safe loader; duplicate keys and tags refused."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # refuses non-printable characters (NUL...) at once
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        raise SpecError(
+            f"{source}: not valid YAML at line {line}: character {exc.character:#06x} is not "
+            "allowed (control characters such as NUL cannot appear in a spec)"
+        ) from exc
     node: yaml.Node | None = None
     try:
         node = loader.get_single_node()

@@ -88,18 +88,17 @@ class Workspace:
         spec = load_spec(spec_path)  # fail fast: nothing has been touched yet
         root = spec_path.parent
         secrets = Secrets(os.environ if env is None else env)
+        url = secrets.resolve(spec.store, key="store")  # both before any side effect
+        uri = secrets.resolve(spec.artifacts, key="artifacts")
+        if url.startswith("sqlite"):
+            _check_location("store", spec.store, url)
+        _check_location("artifacts", spec.artifacts, uri)
         with secrets.scrubbed("store", StoreError):
-            url = secrets.resolve(spec.store, key="store")
-            if url.startswith("sqlite"):
-                _check_location("store", spec.store, url)
             db = Database(build_engine(url, base_dir=root), clock=clock)
         try:
             with secrets.scrubbed("store", StoreError):
                 migrate(db)
             with secrets.scrubbed("artifacts", SpecError):
-                uri = _check_location(
-                    "artifacts", spec.artifacts, secrets.resolve(spec.artifacts, key="artifacts")
-                )
                 artifacts = ArtifactStore.from_uri(uri, base_dir=root)
         except BaseException:
             db.dispose()

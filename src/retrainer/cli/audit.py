@@ -99,6 +99,7 @@ def audit_verify(
     """
     from retrainer.governance.anchor import verify_audit
 
+    _plain_location(anchor, "'--anchor'")
     c = console()
 
     def body() -> dict[str, Any]:
@@ -140,6 +141,7 @@ def audit_anchor(
     from retrainer.errors import SpecError
     from retrainer.governance.anchor import export_anchor
 
+    _plain_location(to, "'--to'")
     c = console()
 
     def body() -> dict[str, Any]:
@@ -154,3 +156,11 @@ def audit_anchor(
         print_json(c, done)
         return
     c.print(f"anchored event {done['event_id']} ({done['hash'][:12]}…) to {done['anchor']}")
+
+
+def _plain_location(value: str | None, option: str) -> None:
+    """Refuse a NUL or other control character in an anchor path or URI (exit 2)."""
+    if value is not None and any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise typer.BadParameter(
+            "a control character or NUL is not allowed in a path or URI", param_hint=option
+        )
