@@ -390,3 +390,20 @@ def test_a_purge_inside_the_log_window_is_refused(
     with pytest.raises(SpecError, match="retention") as info:
         Workspace.open(root)
     assert message in str(info.value)
+
+
+def test_a_seal_that_cannot_be_anchored_stops_before_anything_is_deleted(
+    sqlite_history: History,
+) -> None:
+    with sqlite_history.open() as ws:
+        planned = plan(ws)
+        anchor = Path(str(ws.anchor_uri))
+        anchor.unlink()
+        anchor.mkdir()  # the anchor cannot be written
+        with pytest.raises(RetentionIncomplete, match="nothing was deleted"):
+            apply(ws, planned, "admin")
+        assert [e.action for e in events(ws)][-1] == "retention.seal"
+        for item in planned.items:
+            assert all(ws.artifacts.exists(b.sha256) for b in item.blobs)
+        assert {v.status for v in ws.registry.versions(MODEL)} == {"READY"}
+        assert plan(ws).items == planned.items

@@ -241,6 +241,15 @@ def apply(
         if not todo:
             return ApplyResult(model, None, None, (), tuple(skipped))
         seal = _seal(ws, actor, fresh, todo)
+        try:
+            if ws.anchor_uri is not None:
+                export_anchor(ws.db, ws.anchor_uri)  # the sealed head, before any deletion
+        except Exception as exc:
+            raise RetentionIncomplete(
+                f"could not export the sealed head to the audit anchor {ws.anchor_uri}: "
+                f"{type(exc).__name__}: {exc}; nothing was deleted",
+                ApplyResult(model, seal, None, (), tuple(skipped)),
+            ) from exc
         deleted: list[tuple[RetentionItem, int]] = []
         failed: tuple[str, str] | None = None
         for item in todo:
@@ -292,7 +301,7 @@ def _apply_one(ws: Workspace, item: RetentionItem, actor: str) -> int:
 
 
 def _seal(ws: Workspace, actor: str, fresh: RetentionPlan, todo: list[RetentionItem]) -> int:
-    """Record the head of the chain so far, and export it to the anchor (if any)."""
+    """Append ``retention.seal``: the head of the chain so far, and the policy."""
 
     def fn(s: Session) -> int:
         head = s.execute(
@@ -316,10 +325,7 @@ def _seal(ws: Workspace, actor: str, fresh: RetentionPlan, todo: list[RetentionI
         )
         return event.id
 
-    seal = ws.db.transaction(fn)
-    if ws.anchor_uri is not None:
-        export_anchor(ws.db, ws.anchor_uri)  # a failure here stops before anything is deleted
-    return seal
+    return ws.db.transaction(fn)
 
 
 def _audit_failure(ws: Workspace, actor: str, item: RetentionItem, error: str) -> None:
