@@ -118,7 +118,8 @@ def test_lineage_and_reproduce(make_workspace: Callable[..., Path]) -> None:
     assert "lineage complete" in out
     for part in (
         "Data source data/batches",
-        "b0.parquet accepted 300 2024-01-01",
+        "batches the training rows came from, all accepted",
+        "b0.parquet 300 2024-01-01",
         f"train snapshot {lin['train_snapshot']}: 450 rows, 2024-01-01 00:00",
         f"content sha256 {lin['train_sha256']}, as recorded",
         f"run {info.run_id} succeeded",

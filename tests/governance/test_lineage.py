@@ -91,6 +91,23 @@ def test_a_real_cycle_records_every_required_field(make_workspace: Callable[...,
         assert {"scikit-learn", "numpy", "skops"} <= set(env["packages"])
 
 
+def test_only_batches_whose_rows_the_window_kept_are_recorded(
+    make_workspace: Callable[..., Path],
+) -> None:
+    root = make_workspace()
+    spec = root / "retrainer.yaml"
+    spec.write_text(spec.read_text().replace("window: {rows: 2000}", "window: {rows: 600}"))
+    for day in range(3):
+        add_batch(root, f"b{day}", synthetic_batch(day, 300, start_day=day))
+    with Workspace.open(root) as ws:
+        result = run_cycle(ws, actor="trainer")
+        lin = ws.registry.get("toy", 1).lineage
+    assert result.version == 1, result.outcome
+    assert lin["train_rows"] + lin["holdout_rows"] == 600
+    assert lin["batch_ids"] == [2, 3]  # b0's day lies before the newest 600 rows
+    assert lin["max_batch_id"] == 3
+
+
 def _git(cwd: Path, *args: str) -> str:
     done = subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],

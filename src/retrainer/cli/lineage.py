@@ -77,24 +77,31 @@ def _h(value: Any) -> str:
 def _data(c: Any, data: dict[str, Any]) -> None:
     derived = " (derived from the newest batch id: not recorded)" if data["derived"] else ""
     _section(c, f"Data  source {data['source']}")
+    batches = data["batches"]
+    statuses = {b["status"] for b in batches}
+    same = len(statuses) == 1
+    title = f"batches the training rows came from{derived}"
+    if same:
+        title += f", all {next(iter(statuses))}"
+    columns = ["batch", "file", *([] if same else ["status"]), "rows", "from", "to", "sha256"]
     c.print(
         table(
-            f"batches the training window was cut from{derived}",
-            ["batch", "file", "status", "rows", "from", "to", "sha256"],
+            title,
+            columns,
             [
                 (
                     b["id"],
                     b["key"],
-                    b["status"],
+                    *([] if same else [b["status"]]),
                     b["rows"],
                     _t(b["time_min"])[:10],
                     _t(b["time_max"])[:10],
                     _h(b["content_hash"]),
                 )
-                for b in data["batches"]
+                for b in batches
             ],
             numeric=["batch", "rows"],
-            no_wrap=["from", "to"],
+            no_wrap=["file", "from", "to"],
         )
     )
     for kind in ("train", "holdout"):

@@ -1,9 +1,10 @@
 """Training lineage: what a version was made from, recorded so it can be checked and redone.
 
 :func:`training_lineage` builds the lineage a version is created with (before its fit):
-the train and holdout snapshots with their content hashes, the batches the window was
-cut from, the spec (its canonical JSON stored as an artifact, so a reproduction uses
-exactly that spec, not today's file), the seed, the code (git commit and dirty flag of
+the train and holdout snapshots with their content hashes, the accepted batches whose
+time range meets the rows kept (all of them for a window by rows), the spec (its
+canonical JSON stored as an artifact, so a reproduction uses exactly that spec, not
+today's file), the seed, the code (git commit and dirty flag of
 the workspace's repository, or ``{"repository": false}``) and the environment (Python,
 key packages, a hash of every installed package). :func:`fitted_lineage` adds what is
 known only after the fit: every parameter of the fitted estimator or pipeline
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
+import pandas as pd
 
 from retrainer.spec import PipelineSpec, spec_hash
 from retrainer.train.environment import capture_environment
@@ -171,10 +173,13 @@ def training_lineage(
     spec = ws.spec
     train, holdout = datasets["train"], datasets["holdout"]
     max_batch = int(datasets["max_batch_id"])
+    span = _span(train, holdout)
     batch_ids = [
         b.id
         for b in ws.ledger.batches(spec.model.name, status=("accepted", "released"))
-        if b.snapshot_id is not None and b.id <= max_batch
+        if b.snapshot_id is not None
+        and b.id <= max_batch
+        and _overlaps(ws.ledger.get_snapshot(b.snapshot_id).to_dict(), span)
     ]
     return {
         "train_snapshot": train["id"],
@@ -204,6 +209,47 @@ def training_lineage(
         "leakage": dict(leakage),
         "data_flags": datasets.get("data_flags", {}),
     }
+
+
+def _point(value: Any) -> tuple[str, float] | None:
+    """A snapshot's time bound as (kind, number): a numeric time column's value, or a
+    time's nanoseconds since the epoch (UTC). None when it is neither."""
+    if value is None:
+        return None
+    try:
+        return "number", float(value)
+    except (TypeError, ValueError):
+        pass
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return None
+    if pd.isna(stamp):
+        return None
+    stamp = stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
+    return "time", float(stamp.value)
+
+
+Span = tuple[str, float, float]
+
+
+def _span(*snaps: Mapping[str, Any]) -> Span | None:
+    """The time range the training and holdout rows cover (None without a time column)."""
+    lows = [_point(s.get("time_min")) for s in snaps]
+    highs = [_point(s.get("time_max")) for s in snaps]
+    points = [p for p in lows + highs if p is not None]
+    if len(points) != 2 * len(snaps) or len({kind for kind, _ in points}) != 1:
+        return None
+    return points[0][0], min(v for _, v in points), max(v for _, v in points)
+
+
+def _overlaps(snap: Mapping[str, Any], span: Span | None) -> bool:
+    """Whether a batch's rows can be among those the window kept: its time range meets
+    ``span`` (always True when either is unknown, e.g. a window by rows)."""
+    low, high = _point(snap.get("time_min")), _point(snap.get("time_max"))
+    if span is None or low is None or high is None or low[0] != span[0]:
+        return True
+    return low[1] <= span[2] and span[1] <= high[1]
 
 
 def _entrypoint(spec: PipelineSpec) -> dict[str, Any]:
