@@ -244,6 +244,7 @@ def test_every_number_on_the_card_is_stored_evidence_and_changes_with_it(
             assert section in text, (fmt, section)
         assert NOT_STATED not in text
         assert "From the spec recorded with this version" in text
+        assert "Cut from accepted batches 1 to 2." in text
         assert "{{ 7*7 }}" in text and "{{ 6*6 }}" in text  # data, never a template
         assert "49" not in tokens(text)["number"] and "36" not in tokens(text)["number"]
         assert evidence.digest in text

@@ -99,7 +99,7 @@ def _data(e: Mapping[str, Any]) -> list[Block]:
             rows.append([kind, s["row_count"], span, s["source_uri"], short(s["content_hash"])])
     out = [table(["set", "rows", "time range", "source", "content sha256"], rows)]
     if lin.get("batch_ids"):
-        out.append(para("Cut from accepted batches " + ", ".join(map(num, lin["batch_ids"])) + "."))
+        out.append(para(f"Cut from accepted batches {_runs(lin['batch_ids'])}."))
     flags = lin.get("data_flags") or {}
     out.append(para("Data flags: " + (", ".join(map(str, flags)) if flags else "none") + "."))
     leak = lin.get("leakage") or {}
@@ -237,6 +237,31 @@ def _drift(e: Mapping[str, Any]) -> list[Block]:
     return out
 
 
+def _runs(ids: Sequence[int]) -> str:
+    """Batch ids as runs: ``1 to 9, 11 to 46`` (each end a stored id)."""
+    runs: list[list[int]] = []
+    for i in sorted(ids):
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]} to {r[-1]}" for r in runs)
+
+
+def _commit(code: Mapping[str, Any], env: Mapping[str, Any]) -> str:
+    if code.get("repository") is False:
+        return "none: the workspace is not in a git repository"
+    return str(code.get("commit") or env.get("code_commit") or "not recorded")
+
+
+def _estimator(spec: Any, fitted: Any) -> str:
+    """The spec's estimator, and the fitted object's class when that differs (a pipeline
+    around it)."""
+    if spec and fitted and fitted != spec:
+        return f"{spec} (fitted as {fitted})"
+    return str(spec or fitted or "-")
+
+
 def _lineage(e: Mapping[str, Any]) -> list[Block]:
     r, lin = e["record"], e["record"].get("lineage") or {}
     env, code = lin.get("environment") or {}, lin.get("code") or {}
@@ -253,8 +278,8 @@ def _lineage(e: Mapping[str, Any]) -> list[Block]:
         ("spec sha256", lin.get("spec_sha256") or "-"),
         ("spec document sha256", lin.get("spec_artifact_sha256") or "-"),
         ("environment lock sha256", env.get("env_lock_sha256") or "-"),
-        ("code commit", code.get("commit") or env.get("code_commit") or "not recorded"),
-        ("estimator", lin.get("estimator_class") or params.get("estimator") or "-"),
+        ("code commit", _commit(code, env)),
+        ("estimator", _estimator(params.get("estimator"), lin.get("estimator_class"))),
         (
             "parameters",
             ", ".join(f"{k}={v}" for k, v in (params.get("params") or {}).items()) or "defaults",
