@@ -8,7 +8,9 @@ verify``). Access control, approvals, lineage export and model cards build on th
 :mod:`.lineage` records what a version was made from (and gates READY on it),
 :mod:`.chain` reads a version's chain back (``retrainer lineage``) and :mod:`.reproduce`
 retrains a version from its recorded inputs (``retrainer reproduce``; import
-``retrainer.governance.reproduce`` itself: it trains models).
+``retrainer.governance.reproduce`` itself: it trains models). :mod:`.card` collects a
+version's stored evidence for its model card (``retrainer card``; render it with
+``retrainer.governance.card_render``, which imports matplotlib).
 """
 
 from retrainer.governance.anchor import (
@@ -18,6 +20,7 @@ from retrainer.governance.anchor import (
     read_anchors,
     verify_audit,
 )
+from retrainer.governance.card import CardEvidence, collect_card
 from retrainer.governance.chain import version_chain
 from retrainer.governance.lineage import REQUIRED, missing_lineage, training_lineage
 from retrainer.registry.audit import ChainReport, list_events, verify_chain
@@ -26,7 +29,9 @@ __all__ = [
     "REQUIRED",
     "Anchor",
     "AuditVerdict",
+    "CardEvidence",
     "ChainReport",
+    "collect_card",
     "export_anchor",
     "list_events",
     "missing_lineage",
