@@ -199,8 +199,9 @@ def blobs(ws: Workspace) -> set[str]:
 
 
 def version_blobs(info: VersionInfo) -> set[str | None]:
-    """A READY version's blobs: its model and what the monitor derived from its data."""
-    derived = ("reference_profile_sha256", "cbpe_sha256")
+    """A READY version's blobs: its model, the spec it was trained with (lineage) and what
+    the monitor derived from its data."""
+    derived = ("reference_profile_sha256", "cbpe_sha256", "spec_artifact_sha256")
     return {info.artifact_sha256} | {info.lineage[k] for k in derived if k in info.lineage}
 
 

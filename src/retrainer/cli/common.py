@@ -70,10 +70,10 @@ def identity(ws: Workspace) -> Actor:
     token = os.environ.get(TOKEN_ENV)
     if token:
         return TokenStore(ws.db).authenticate(token)
-    local = local_actor(ws.spec.store, os.environ)
+    local = local_actor(ws.db.dialect, os.environ)
     if local is None:
         raise AuthError(
-            f"this workspace's store is shared ({ws.spec.store.split(':', 1)[0]}): set "
+            f"this workspace's store is shared ({ws.db.dialect}): set "
             f"{TOKEN_ENV} to a token from 'retrainer token create' to act on it"
         )
     return local

@@ -106,9 +106,10 @@ def require(actor: Actor, permission: str, what: str) -> None:
     )
 
 
-def local_actor(store_url: str, env: Mapping[str, str]) -> Actor | None:
-    """The local user on the embedded default (a SQLite store), else None."""
-    if not store_url.startswith("sqlite"):
+def local_actor(dialect: str, env: Mapping[str, str]) -> Actor | None:
+    """The local user on the embedded default (``dialect`` of the store is SQLite), else
+    None. The dialect, not the spec's text: a store URL may be a secret reference."""
+    if dialect != "sqlite":
         return None
     return Actor(env.get("RETRAINER_ACTOR") or f"local:{getpass.getuser()}", "admin")
 

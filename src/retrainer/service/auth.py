@@ -106,7 +106,7 @@ class Gate:
             if configured is None:
                 configured = await run_in_threadpool(self.auth_configured)
             if not configured:
-                local = local_actor(self.ws.spec.store, os.environ)
+                local = local_actor(self.ws.db.dialect, os.environ)
                 if local is not None:
                     return local
             await self._refuse(request, 401, "unauthorized", None, "missing bearer token")

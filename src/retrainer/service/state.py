@@ -101,7 +101,7 @@ class ServiceState:
         self.metrics = ServiceMetrics()
         m = self.metrics
         log_root = config.log_dir or ws.root / LOG_DIR
-        self.alerter = WebhookAlerter(ws.spec.deploy.alert)
+        self.alerter = WebhookAlerter(ws.spec.deploy.alert, ws.secrets)
         self.rollouts: RolloutRuntime | None = None
         if selector is None and config.rollouts:
             self.rollouts = RolloutRuntime(
