@@ -143,7 +143,10 @@ def test_lineage_and_reproduce(make_workspace: Callable[..., Path]) -> None:
     assert repro_text.returncode == 0, repro_text.stderr
     shown = folded(repro_text.stdout)
     assert "toy v1 reproduction: identical" in shown
-    assert f"ok train snapshot {lin['train_snapshot']} (450 rows): sha256" in shown
+    assert (
+        f"ok train snapshot {lin['train_snapshot']} (450 rows): rows sha256 {lin['train_sha256']}"
+        in shown
+    )
     assert "predictions: identical (150 holdout rows, probabilities)" in shown
     assert "fitted state identical" in shown
     assert "parameters: as recorded" in shown

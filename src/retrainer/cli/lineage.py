@@ -317,7 +317,8 @@ def _report(c: Any, r: dict[str, Any]) -> None:
     c.print(f"spec: {r['spec_source']}")
     for check in r["inputs"]:
         mark = "ok     " if check["ok"] else ("MISSING" if check["missing"] else "CHANGED")
-        line = f"{mark} {check['what']}: sha256 {check['expected']}"
+        label = "rows sha256" if "snapshot" in check["what"] else "sha256"
+        line = f"{mark} {check['what']}: {label} {check['expected']}"
         c.print(Text(line, style="" if check["ok"] else "red"), soft_wrap=True)
         if check["problem"]:
             c.print(Text(f"        {check['problem']}", style="red"), soft_wrap=True)

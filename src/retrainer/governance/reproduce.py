@@ -247,8 +247,8 @@ def _snapshot(
     except ArtifactIntegrityError:
         actual_file = _hash_on_disk(ws, snap.artifact_sha256)
         problem = (
-            f"its stored file changed: it hashes to {actual_file}, recorded "
-            f"{snap.artifact_sha256}; it was not used"
+            f"its stored file changed: the file recorded as sha256 {snap.artifact_sha256} "
+            f"now hashes to {actual_file}; it was not used"
         )
         return InputCheck(what, expected, None, problem), None
     except NotFoundError as exc:
