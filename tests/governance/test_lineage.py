@@ -18,6 +18,7 @@ import pytest
 
 from conftest import SYNTHETIC_SPEC, add_batch, synthetic_batch
 from retrainer.errors import PolicyError
+from retrainer.governance.chain import version_chain
 from retrainer.governance.lineage import (
     REQUIRED,
     code_state,
@@ -245,6 +246,12 @@ def test_an_old_version_without_the_new_fields_still_loads_and_serves(
         assert loaded.predict_proba(frame[["x1", "x2", "color"]]).shape == (20, 2)
         promote(reg, "toy", old, actor="ops", reason="old version", expected=1)
         assert reg.get_alias("toy", CHAMPION) == old
+        chain = version_chain(ws, "toy", old)  # what `retrainer lineage` prints
+    assert chain["lineage_missing"] == ["spec_artifact_sha256", "code", "estimator_params"]
+    assert chain["data"]["derived"] is True and chain["data"]["batches"] == []
+    assert chain["run"] is None
+    assert chain["version_record"]["code"] is None
+    assert [m["to_version"] for m in chain["deployments"]["alias_moves"]] == [old]
 
 
 def test_spec_document_masks_credentials() -> None:
