@@ -43,6 +43,7 @@ __all__ = [
     "json_safe",
     "missing_lineage",
     "spec_document",
+    "store_spec",
     "training_lineage",
 ]
 
@@ -168,8 +169,9 @@ def training_lineage(
     leakage: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The lineage a version is created with, from the ``datasets`` step's output, the
-    ``decide`` step's decision and the leakage report. Stores the spec document in the
-    artifact store (idempotent: content-addressed)."""
+    ``decide`` step's decision and the leakage report. Writes nothing: the spec document
+    it names is stored by :func:`store_spec` (after the version exists, so that a failed
+    write fails the version)."""
     spec = ws.spec
     train, holdout = datasets["train"], datasets["holdout"]
     max_batch = int(datasets["max_batch_id"])
@@ -196,7 +198,7 @@ def training_lineage(
         "source": spec.data.source,
         "trigger": dict(trigger),
         "spec_sha256": spec_hash(spec),
-        "spec_artifact_sha256": ws.artifacts.put(spec_document(spec)),
+        "spec_artifact_sha256": hashlib.sha256(spec_document(spec)).hexdigest(),
         "task": spec.model.task,
         "target": spec.model.target,
         "features": {
@@ -209,6 +211,15 @@ def training_lineage(
         "leakage": dict(leakage),
         "data_flags": datasets.get("data_flags", {}),
     }
+
+
+def store_spec(ws: Workspace) -> str:
+    """Store the workspace spec's document (idempotent: content-addressed); its sha256.
+
+    Raises:
+        DiskFullError: no space left; nothing was published.
+    """
+    return ws.artifacts.put(spec_document(ws.spec))
 
 
 def _point(value: Any) -> tuple[str, float] | None:

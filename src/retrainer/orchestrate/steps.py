@@ -28,7 +28,12 @@ from retrainer.evaluate.metrics import METRICS
 from retrainer.evaluate.servability import StoredArtifact
 from retrainer.governance.approvals import pending, status
 from retrainer.governance.envelope import held_by_flags, needs_person
-from retrainer.governance.lineage import fitted_lineage, missing_lineage, training_lineage
+from retrainer.governance.lineage import (
+    fitted_lineage,
+    missing_lineage,
+    store_spec,
+    training_lineage,
+)
 from retrainer.governance.release import release
 from retrainer.monitor.performance import model_outputs, realised_metrics
 from retrainer.monitor.triggers import TriggerContext, decide
@@ -351,6 +356,7 @@ class Steps:
 
         started = time.perf_counter()
         try:
+            store_spec(self.ws)
             fitted = trainer.fit(train_frame, seed=self.spec.train.seed)
             sha = self.ws.artifacts.put(dump_model(fitted))
             fitted_info = fitted_lineage(fitted)
