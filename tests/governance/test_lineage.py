@@ -260,6 +260,10 @@ def test_spec_document_masks_credentials() -> None:
     doc = spec_document(spec).decode()
     assert "s3cret" not in doc and "alice" not in doc
     assert "postgresql+psycopg://***@db.example.org:5432/ml" in doc
+    referenced = "postgresql+psycopg://alice:${env:PG_PASSWORD}@db.example.org/ml"
+    by_reference = parse_spec(SYNTHETIC_SPEC.format(approval="auto", store=referenced))
+    assert referenced in spec_document(by_reference).decode()  # a reference is no secret
+    assert hashlib.sha256(spec_document(by_reference)).hexdigest() == spec_hash(by_reference)
     plain = parse_spec(SYNTHETIC_SPEC.format(approval="auto", store="sqlite:///x.db"))
     assert hashlib.sha256(spec_document(plain)).hexdigest() == spec_hash(plain)
 

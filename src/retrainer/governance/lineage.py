@@ -145,16 +145,17 @@ def _git(cwd: Path, *args: str) -> str | None:
 
 
 def spec_document(spec: PipelineSpec) -> bytes:
-    """The spec's canonical JSON as stored with a version, credentials in URLs masked
-    (``postgresql://user:secret@host`` -> ``postgresql://***@host``). Without credentials
-    its sha256 is :func:`~retrainer.spec.spec_hash`."""
+    """The spec's canonical JSON as stored with a version, credentials written literally
+    in URLs masked (``postgresql://user:secret@host`` -> ``postgresql://***@host``);
+    ``${env:NAME}`` references are kept (they hold no secret). Without literal
+    credentials its sha256 is :func:`~retrainer.spec.spec_hash`."""
     data = _mask(spec.model_dump(mode="json"))
     return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _mask(value: Any) -> Any:
     if isinstance(value, str):
-        return _USERINFO.sub("***@", value)
+        return _USERINFO.sub(lambda m: m.group() if "${env:" in m.group() else "***@", value)
     if isinstance(value, dict):
         return {k: _mask(v) for k, v in value.items()}
     if isinstance(value, list):
