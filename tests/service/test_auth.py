@@ -89,7 +89,7 @@ def test_every_route_declares_a_permission_or_is_a_probe(base_ws: Path, tmp_path
     undeclared = declared - set(ROUTES) - PUBLIC
     assert undeclared == set(), f"routes without a permission in service/auth.py: {undeclared}"
     assert set(ROUTES) - declared == set(), "ROUTES names routes the app does not have"
-    assert PUBLIC == {("GET", "/health"), ("GET", "/ready")}
+    assert {("GET", "/health"), ("GET", "/ready")} == PUBLIC
     assert all(isinstance(r, APIRoute) for r in app.routes if hasattr(r, "methods"))
 
 
@@ -123,7 +123,9 @@ def test_a_wrong_role_is_403_and_state_is_unchanged(ws_root: Path) -> None:
     before = state_of(ws_root)
     with running(create_app(ws_root, config=FAST)) as url, httpx.Client(timeout=30) as http:
         viewer, operator = bearer(t["vic"]), bearer(t["olga"])
-        assert http.post(url + MUTATING[0][0], json=MUTATING[0][1], headers=viewer).status_code == 200
+        assert (
+            http.post(url + MUTATING[0][0], json=MUTATING[0][1], headers=viewer).status_code == 200
+        )
         for path, body in MUTATING[1:]:
             r = http.post(url + path, json=body, headers=viewer)
             assert r.status_code == 403, (path, r.text)
