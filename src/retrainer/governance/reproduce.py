@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -43,7 +44,13 @@ from retrainer.train.trainers import build_trainer
 if TYPE_CHECKING:
     from retrainer.workspace import Workspace
 
-__all__ = ["InputCheck", "Reproduction", "reproduce"]
+__all__ = [
+    "InputCheck",
+    "Reproduction",
+    "environment_changes",
+    "reproduce",
+    "retrain_and_compare",
+]
 
 NOT_BYTE_DETERMINISTIC = (
     "skops files are not byte-deterministic (zip members are named after object ids and "
@@ -177,31 +184,66 @@ def reproduce(
     if not report.inputs_ok or stored_bytes is None:
         return report
 
+    retrain_and_compare(
+        report,
+        spec=spec,
+        lineage=lin,
+        params=info.params,
+        artifact_sha256=str(info.artifact_sha256),
+        train=frames["train"],
+        holdout=frames["holdout"],
+        stored_bytes=stored_bytes,
+        trusted_types=ws.spec.train.trusted_types,
+        tolerance=tolerance,
+        progress=say,
+    )
+    report.drift = environment_changes(lin, ws.root)
+    return report
+
+
+def retrain_and_compare(
+    report: Reproduction,
+    *,
+    spec: PipelineSpec,
+    lineage: dict[str, Any],
+    params: dict[str, Any],
+    artifact_sha256: str,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    stored_bytes: bytes,
+    trusted_types: Sequence[str],
+    tolerance: float,
+    progress: Progress,
+) -> None:
+    """Retrain from verified inputs and fill ``report``'s predictions, artifact and
+    params (not its environment changes). Blocking; the inputs must already be checked.
+
+    Raises:
+        TrainingError: the recorded estimator fails to train.
+        UntrustedArtifactError: the stored model holds types outside ``trusted_types``.
+    """
     from retrainer.registry.serialization import dump_model, load_model  # skops: slow import
 
-    train, holdout = frames["train"], frames["holdout"]
-    seed = int(lin.get("seed", spec.train.seed))
-    say(f"retraining {model} v{version} on {len(train):,} rows (seed {seed})")
+    seed = int(lineage.get("seed", spec.train.seed))
+    progress(f"retraining {report.model} v{report.version} on {len(train):,} rows (seed {seed})")
     trainer = build_trainer(spec.model, spec.train)
     fitted = trainer.fit(train, seed=seed)
-    stored = load_model(stored_bytes, extra_trusted=ws.spec.train.trusted_types)
-    say(f"predicting {len(holdout):,} holdout rows with both models")
+    stored = load_model(stored_bytes, extra_trusted=trusted_types)
+    progress(f"predicting {len(holdout):,} holdout rows with both models")
     features = list(spec.model.features.all)
     report.predictions = compare_predictions(stored, fitted, holdout, features, tolerance=tolerance)
-    say("comparing the artifacts")
+    progress("comparing the artifacts")
     refit_sha = hashlib.sha256(dump_model(fitted)).hexdigest()
     differences = state_differences(stored, fitted)
     report.artifact = {
-        "recorded_sha256": info.artifact_sha256,
+        "recorded_sha256": artifact_sha256,
         "retrained_sha256": refit_sha,
-        "bytes_identical": refit_sha == info.artifact_sha256,
+        "bytes_identical": refit_sha == artifact_sha256,
         "fitted_state": "identical" if not differences else "differs",
         "state_differences": differences,
-        "note": None if refit_sha == info.artifact_sha256 else NOT_BYTE_DETERMINISTIC,
+        "note": None if refit_sha == artifact_sha256 else NOT_BYTE_DETERMINISTIC,
     }
-    report.params = _param_differences(lin, fitted, trainer.describe(), info.params)
-    report.drift = _environment_changes(ws, lin)
-    return report
+    report.params = _param_differences(lineage, fitted, trainer.describe(), params)
 
 
 def _recorded_spec(ws: Workspace, info: VersionInfo) -> tuple[PipelineSpec, str, InputCheck]:
@@ -294,9 +336,10 @@ def _param_differences(
     return out
 
 
-def _environment_changes(ws: Workspace, lin: dict[str, Any]) -> list[str]:
-    """How this Python, these packages and this code differ from the recorded ones."""
-    was, now = lin.get("environment") or {}, capture_environment(ws.root)
+def environment_changes(lin: dict[str, Any], root: Path | None) -> list[str]:
+    """How this Python, these packages and (with ``root``, the workspace) this code differ
+    from the recorded ones; without ``root`` the code is not compared."""
+    was, now = lin.get("environment") or {}, capture_environment(root or Path.cwd())
     out = []
     if was.get("python") and was["python"] != now["python"]:
         out.append(f"python {was['python']} -> {now['python']}")
@@ -305,7 +348,9 @@ def _environment_changes(ws: Workspace, lin: dict[str, Any]) -> list[str]:
             out.append(f"{name} {version} -> {now['packages'].get(name, 'not installed')}")
     if was.get("env_lock_sha256") and was["env_lock_sha256"] != now["env_lock_sha256"]:
         out.append("installed packages differ (env_lock_sha256)")
-    code, code_now = lin.get("code") or {}, code_state(ws.root)
+    if root is None:
+        return out
+    code, code_now = lin.get("code") or {}, code_state(root)
     if code.get("commit") and code.get("commit") != code_now.get("commit"):
         out.append(f"code commit {code['commit'][:12]} -> {str(code_now.get('commit'))[:12]}")
     if code_now.get("dirty"):
