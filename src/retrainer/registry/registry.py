@@ -9,10 +9,7 @@ a lost race is a :class:`ConflictError` with nothing changed, and every move is 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import func, select, update
@@ -22,6 +19,7 @@ from sqlalchemy.orm import Session
 from retrainer.errors import ConflictError, NotFoundError, PolicyError, SpecError
 from retrainer.registry.audit import append_event
 from retrainer.registry.db import Database, as_utc
+from retrainer.registry.records import AliasMove, VersionInfo, VersionRef, info_of, parse_ref
 from retrainer.registry.tables import Alias, AliasHistory, ModelVersion
 
 __all__ = [
@@ -40,94 +38,6 @@ LineageCheck = Callable[[Mapping[str, Any], Mapping[str, Any]], list[str]]
 """``(lineage, metrics) -> missing field names``: the READY gate ``mark_ready`` applies."""
 ANY: Final = object()
 """``expected=ANY`` moves an alias wherever it points now (no compare-and-swap)."""
-
-_REF = re.compile(
-    r"^(?P<model>[a-z0-9][a-z0-9_.-]{0,62})(?:@(?P<alias>[a-z][a-z0-9_-]*)|:(?P<v>\d+))?$"
-)
-
-
-@dataclass(frozen=True)
-class VersionRef:
-    """``NAME``, ``NAME@ALIAS`` or ``NAME:VERSION`` parsed."""
-
-    model: str
-    alias: str | None = None
-    version: int | None = None
-
-
-def parse_ref(ref: str) -> VersionRef:
-    """Parse ``rain``, ``rain@champion`` or ``rain:3``. Raises SpecError otherwise."""
-    match = _REF.match(ref.strip())
-    if match is None:
-        raise SpecError(
-            f"expected NAME, NAME@ALIAS or NAME:VERSION (e.g. rain@champion), got {ref!r}"
-        )
-    v = match.group("v")
-    return VersionRef(match.group("model"), match.group("alias"), int(v) if v else None)
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """A registered model version, as read from the store."""
-
-    model: str
-    version: int
-    status: str
-    artifact_sha256: str | None
-    run_id: str | None
-    created_by: str
-    params: dict[str, Any]
-    metrics: dict[str, Any]
-    lineage: dict[str, Any]
-    decision: dict[str, Any]
-    created_at: datetime
-    aliases: tuple[str, ...] = ()
-
-    @property
-    def gates_passed(self) -> bool:
-        """True when a decision record exists and every gate in it passed."""
-        return bool(self.decision) and bool(self.decision.get("passed"))
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        out = dict(self.__dict__)
-        out["created_at"] = self.created_at.isoformat()
-        out["aliases"] = list(self.aliases)
-        return out
-
-
-@dataclass(frozen=True)
-class AliasMove:
-    """One entry of alias history."""
-
-    model: str
-    alias: str
-    from_version: int | None
-    to_version: int | None
-    actor: str
-    reason: str
-    at: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {**self.__dict__, "at": self.at.isoformat()}
-
-
-def _info(row: ModelVersion, aliases: tuple[str, ...] = ()) -> VersionInfo:
-    return VersionInfo(
-        model=row.model,
-        version=row.version,
-        status=row.status,
-        artifact_sha256=row.artifact_sha256,
-        run_id=row.run_id,
-        created_by=row.created_by,
-        params=row.params,
-        metrics=row.metrics,
-        lineage=row.lineage,
-        decision=row.decision,
-        created_at=as_utc(row.created_at),
-        aliases=aliases,
-    )
 
 
 class Registry:
@@ -289,7 +199,7 @@ class Registry:
                 subject=f"{model}:{version}",
                 payload={"sha256": row.artifact_sha256, "passed": decision.get("passed")},
             )
-            return _info(row)
+            return info_of(row)
 
         done = self.db.transaction(fn)
         if isinstance(done, list):
@@ -324,7 +234,7 @@ class Registry:
         """One version. Raises NotFoundError."""
 
         def fn(s: Session) -> VersionInfo:
-            return _info(self._row(s, model, version), self._aliases_of(s, model, version))
+            return info_of(self._row(s, model, version), self._aliases_of(s, model, version))
 
         return self.db.transaction(fn)
 
@@ -351,7 +261,7 @@ class Registry:
                 .order_by(ModelVersion.version.desc())
             ).all()
             aliases = self._alias_map(s, model)
-            return [_info(r, tuple(aliases.get(r.version, ()))) for r in rows]
+            return [info_of(r, tuple(aliases.get(r.version, ()))) for r in rows]
 
         return self.db.transaction(fn)
 
