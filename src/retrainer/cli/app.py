@@ -33,6 +33,7 @@ from retrainer.cli import (
     rollout,
     token,
 )
+from retrainer.cli.bundle import bundle_cmd
 from retrainer.cli.card import card_cmd
 from retrainer.cli.drift import drift_cmd
 from retrainer.cli.explain import explain_cmd
@@ -84,6 +85,7 @@ app.command("monitor")(monitor.monitor_cmd)
 app.command("explain")(explain_cmd)
 app.command("lineage")(lineage_cmd)
 app.command("reproduce")(reproduce_cmd)
+app.command("bundle")(bundle_cmd)
 app.command("card")(card_cmd)
 app.command("serve")(serve_cmd)
 models_app.command("list")(models.models_list)

@@ -271,8 +271,12 @@ def _v(version: int | None) -> str:
 
 
 def reproduce_cmd(
-    name: NameArg,
-    version: VersionArg,
+    name: Annotated[
+        str | None, typer.Argument(help="The model's name.", show_default=False)
+    ] = None,
+    version: Annotated[
+        int | None, typer.Argument(help="The version number.", show_default=False)
+    ] = None,
     tolerance: Annotated[
         float,
         typer.Option(
@@ -280,26 +284,64 @@ def reproduce_cmd(
             "estimators that are not deterministic). Default: exact."
         ),
     ] = 0.0,
+    from_bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-bundle",
+            help="Reproduce from a bundle (folder or .zip from retrainer bundle) instead "
+            "of the workspace's store; its MANIFEST.json is verified first.",
+            show_default=False,
+        ),
+    ] = None,
+    trust: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trust",
+            help="With --from-bundle: a model type to trust beyond retrainer's list "
+            "(as train.trusted_types; repeatable). A bundle never grants trust itself.",
+            show_default=False,
+        ),
+    ] = None,
     workspace: WorkspaceOpt = Path(),
     as_json: JsonOpt = False,
 ) -> None:
     """Retrain a version from its recorded spec, snapshots and seed; compare with the stored one.
 
-    The recorded inputs are verified against their hashes first (a changed one is reported
-    and not used). Both models then predict the recorded holdout rows. Exit 0 when the
-    predictions match (exactly, or within --tolerance), 6 when they differ, 5 when an
-    input changed, 3 when one is missing.
+    The recorded inputs are verified against their hashes first (a changed one
+    is reported and not used). Both models then predict the recorded holdout
+    rows. With --from-bundle the inputs come from a bundle (no workspace needed)
+    and a file that does not match its MANIFEST.json is refused. Exit 0 when
+    the predictions match (exactly, or within --tolerance), 6 when they differ,
+    5 when an input changed, 3 when one is missing, 2 for a bundle member that
+    would escape it.
 
     Example: [bold]retrainer reproduce rain 3 --tolerance 1e-9[/bold]
+    or [bold]retrainer reproduce --from-bundle rain-v3.zip[/bold]
     """
+    from retrainer.errors import SpecError
+    from retrainer.governance.bundle_read import reproduce_bundle
     from retrainer.governance.reproduce import reproduce
 
     c = console()
     status = console(stderr=True)
 
     def body() -> dict[str, Any]:
-        with open_workspace(workspace) as ws, status.status("reproducing") as spinner:
-            report = reproduce(ws, name, version, tolerance=tolerance, progress=spinner.update)
+        if from_bundle is not None and name is not None:
+            raise SpecError("expected NAME VERSION or --from-bundle PATH, not both")
+        if trust and from_bundle is None:
+            raise SpecError("--trust applies to --from-bundle; a workspace's spec lists its own")
+        with status.status("reproducing") as spinner:
+            if from_bundle is not None:
+                report = reproduce_bundle(
+                    from_bundle, tolerance=tolerance, trusted=trust or (), progress=spinner.update
+                )
+            elif name is None or version is None:
+                raise SpecError("expected NAME VERSION, or --from-bundle PATH")
+            else:
+                with open_workspace(workspace) as ws:
+                    report = reproduce(
+                        ws, name, version, tolerance=tolerance, progress=spinner.update
+                    )
             return report.to_dict() | {"exit_code": report.exit_code}
 
     done = guard(body)
