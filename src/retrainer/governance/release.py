@@ -68,8 +68,8 @@ def release(
             version,
             "rollout",
             rollout.id,
-            f"{strategy} rollout {rollout.id} of version {version} started against version "
-            f"{expected} (retrainer rollout status {model})",
+            f"{strategy} rollout {rollout.id} started against version {expected} "
+            f"(retrainer rollout status {model})",
         )
     promote(
         ws.registry,
