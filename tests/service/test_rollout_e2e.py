@@ -172,6 +172,10 @@ def test_a_shadow_scores_every_request_without_answering_and_is_promoted(
         with Workspace.open(root) as ws:
             start_rollout(ws, MODEL, good, actor="operator", reason="shadow")
         done = client.until_done(root)
+        for _ in range(200):  # the server swaps at its next refresh: until it has
+            if good in client.versions:
+                break
+            client.send(5)
     assert done.state == "promoted", done
     assert set(client.statuses) == {200}
     answered_before = client.versions[: client.versions.index(good)]
