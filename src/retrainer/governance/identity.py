@@ -67,7 +67,7 @@ PERMISSIONS: Final[Mapping[str, frozenset[str]]] = {
 
 _TOKEN = re.compile(r"^rtk_(?P<id>[0-9a-f]{12})\.(?P<secret>[A-Za-z0-9_-]{20,100})$")
 _ACTOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]{0,127}$")
-# scrypt at OWASP's "N=2^15, r=8, p=3" point: 32 MiB and ~0.1 s per check.
+# scrypt at OWASP's "N=2^15, r=8, p=3" point: 32 MiB per check.
 _N, _R, _P = 2**15, 8, 3
 _MAXMEM = 128 * _R * _N * 2
 USE_AUDIT_EVERY: Final = timedelta(hours=1)
@@ -327,7 +327,7 @@ class TokenStore:
 class Authenticator:
     """Token checks for a server: a verified token is remembered for ``ttl`` seconds.
 
-    scrypt costs ~0.1 s by design, too slow per request; a revocation or expiry therefore
+    scrypt is slow by design, too slow to pay per request; a revocation or expiry therefore
     takes effect within ``ttl`` on a running server (and at once in the CLI).
     """
 

@@ -17,6 +17,7 @@ marks a version ready (``Registry.mark_ready(require=missing_lineage)``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -228,10 +229,8 @@ def _point(value: Any) -> tuple[str, float] | None:
     time's nanoseconds since the epoch (UTC). None when it is neither."""
     if value is None:
         return None
-    try:
+    with contextlib.suppress(TypeError, ValueError):
         return "number", float(value)
-    except (TypeError, ValueError):
-        pass
     try:
         stamp = pd.Timestamp(value)
     except (TypeError, ValueError):
