@@ -134,6 +134,15 @@ class Client:
             )
             self.statuses[fb.status_code] += 1
 
+    def until_serving(self, version: int) -> None:
+        """Send until ``version`` answers: the server swaps its routing view at its next
+        refresh, so a request or two may still reach the old champion after a rollout ends."""
+        for _ in range(200):
+            self.send(1)
+            if self.versions and self.versions[-1] == version:
+                return
+        raise AssertionError(f"version {version} never answered: {self.versions[-10:]}")
+
     def until_done(self, root: Path, batch: int = 10) -> RolloutInfo:
         """Send traffic until the rollout is no longer active (bounded by a request count)."""
         with Workspace.open(root) as ws:

@@ -90,6 +90,7 @@ def test_a_canary_passes_its_steps_and_the_server_promotes_it(
         with Workspace.open(root) as ws:
             started = start_rollout(ws, MODEL, good, actor="operator", reason="e2e")
         done = client.until_done(root)
+        client.until_serving(good)
         client.send(10)  # after: the new champion answers everything
         health = client.http.get(f"{url}/health").json()
     assert done.id == started.id
@@ -124,6 +125,7 @@ def test_a_worse_candidate_is_rolled_back_when_labels_show_the_drop(
         with Workspace.open(root) as ws:
             start_rollout(ws, MODEL, worse, actor="operator", reason="e2e")
         done = client.until_done(root)
+        client.until_serving(1)
         after = len(client.versions)
         client.send(20)
     assert done.state == "rolled_back", done
@@ -172,10 +174,7 @@ def test_a_shadow_scores_every_request_without_answering_and_is_promoted(
         with Workspace.open(root) as ws:
             start_rollout(ws, MODEL, good, actor="operator", reason="shadow")
         done = client.until_done(root)
-        for _ in range(200):  # the server swaps at its next refresh: until it has
-            if good in client.versions:
-                break
-            client.send(5)
+        client.until_serving(good)
     assert done.state == "promoted", done
     assert set(client.statuses) == {200}
     answered_before = client.versions[: client.versions.index(good)]
