@@ -31,9 +31,11 @@ if TYPE_CHECKING:
 __all__ = [
     "MonitorKit",
     "build_evidence",
+    "cbpe_calibration",
     "drift_config",
     "drift_evidence",
     "policy_evidence",
+    "reference_profile",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,14 +61,16 @@ def drift_config(spec: PipelineSpec) -> DriftConfig:
     )
 
 
-def _profile(spec: PipelineSpec, train: pd.DataFrame) -> ReferenceProfile:
+def reference_profile(spec: PipelineSpec, train: pd.DataFrame) -> ReferenceProfile:
+    """The drift reference of a version: its training rows' profile."""
     f = spec.model.features
     return ReferenceProfile.build(
         train, numeric=f.numeric, categorical=f.categorical, seed=spec.train.seed
     )
 
 
-def _cbpe(spec: PipelineSpec, model: Any, holdout: pd.DataFrame) -> CBPE | None:
+def cbpe_calibration(spec: PipelineSpec, model: Any, holdout: pd.DataFrame) -> CBPE | None:
+    """CBPE calibrated on ``model``'s holdout, or None (regression, other metric, too few)."""
     metric = spec.evaluate.metric
     if spec.model.task != "classification" or metric not in CBPE_METRICS:
         return None
@@ -89,8 +93,8 @@ def build_evidence(
     holdout: pd.DataFrame,
 ) -> dict[str, str]:
     """Build, store and name (for the lineage) the profile and calibration of a version."""
-    out = {PROFILE_KEY: artifacts.put(_profile(spec, train).to_bytes())}
-    cbpe = _cbpe(spec, model, holdout)
+    out = {PROFILE_KEY: artifacts.put(reference_profile(spec, train).to_bytes())}
+    cbpe = cbpe_calibration(spec, model, holdout)
     if cbpe is not None:
         out[CBPE_KEY] = artifacts.put(cbpe.to_bytes())
     return out
@@ -120,7 +124,7 @@ class MonitorKit:
             profile = ReferenceProfile.from_bytes(data)
         else:
             log.info("%s has no stored reference profile; building it from its training rows", what)
-            profile = _profile(spec, train_frame())
+            profile = reference_profile(spec, train_frame())
         cbpe = None
         if CBPE_KEY in lineage:
             cbpe = CBPE.from_bytes(artifacts.get(lineage[CBPE_KEY], what=f"CBPE of {what}"))

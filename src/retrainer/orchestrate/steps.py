@@ -47,9 +47,9 @@ from retrainer.registry import CHAMPION
 from retrainer.registry.audit import append_event
 from retrainer.registry.db import as_utc
 from retrainer.spec import spec_hash
-from retrainer.train.leakage import check_leakage, drop_holdout_rows
+from retrainer.train.leakage import check_leakage
 from retrainer.train.trainers import build_trainer
-from retrainer.train.windows import select_window, split_holdout
+from retrainer.train.windows import training_sets
 
 if TYPE_CHECKING:
     from retrainer.workspace import Workspace
@@ -285,11 +285,7 @@ class Steps:
         frames = [self._frame(b.snapshot_id) for b in batches if b.snapshot_id is not None]
         data = pd.concat(frames, ignore_index=True)
         tcol = spec.data.time_column
-        window = select_window(data, spec.data.window, time_column=tcol)
-        train, holdout = split_holdout(
-            window, spec.data.holdout, time_column=tcol, seed=spec.train.seed
-        )
-        train, overlap = drop_holdout_rows(train, holdout, spec.train.leakage.holdout_overlap)
+        train, holdout, overlap = training_sets(data, spec)
         uri = f"{self.model}:accepted-batches"
         tsnap = ledger.snapshot(self.model, "train", uri, train, time_column=tcol)
         hsnap = ledger.snapshot(self.model, "holdout", uri, holdout, time_column=tcol)

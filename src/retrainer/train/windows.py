@@ -6,9 +6,22 @@ import numpy as np
 import pandas as pd
 
 from retrainer.errors import TrainingError
-from retrainer.spec import HoldoutSpec, WindowSpec
+from retrainer.spec import HoldoutSpec, PipelineSpec, WindowSpec
+from retrainer.train.leakage import drop_holdout_rows
 
-__all__ = ["select_window", "split_holdout"]
+__all__ = ["select_window", "split_holdout", "training_sets"]
+
+
+def training_sets(data: pd.DataFrame, spec: PipelineSpec) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """(train, holdout, training rows dropped as holdout duplicates) from accepted rows in
+    arrival order: the spec's window, its holdout split, then the overlap policy."""
+    tcol = spec.data.time_column
+    window = select_window(data, spec.data.window, time_column=tcol)
+    train, holdout = split_holdout(
+        window, spec.data.holdout, time_column=tcol, seed=spec.train.seed
+    )
+    train, overlap = drop_holdout_rows(train, holdout, spec.train.leakage.holdout_overlap)
+    return train, holdout, overlap
 
 
 def select_window(
