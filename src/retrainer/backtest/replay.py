@@ -185,20 +185,25 @@ class Replay:
         """The champion answers batch ``t``; scored on its labels (which the policy never
         sees here)."""
         frame = self.batches[t].frame
-        outputs = self._outputs_of(champion, t)
         labelled = int(frame[self.target].notna().sum()) if self.target in frame else 0
-        value = None
-        if labelled >= self.min_labels:
-            value = realised_metrics(frame, outputs, [self.metric], target=self.target)[self.metric]
-        return {
+        record: dict[str, Any] = {
             "index": t,
-            "metric": value,
+            "metric": None,
             "labelled": labelled,
             "model_version": champion.number,
             "accepted": self.accepted[t] is None,
             "retrained": False,
             "promoted": False,
         }
+        try:
+            outputs = self._outputs_of(champion, t)
+        except Exception as exc:  # noqa: BLE001 - e.g. infinity in a quarantined batch
+            record["error"] = f"version {champion.number} could not answer: {exc}"
+            return record
+        if labelled >= self.min_labels:
+            values = realised_metrics(frame, outputs, [self.metric], target=self.target)
+            record["metric"] = values[self.metric]
+        return record
 
     def _step(
         self, champion: Version, known: Known, record: dict[str, Any], tally: Tally

@@ -33,6 +33,7 @@ from retrainer.cli import (
     rollout,
     token,
 )
+from retrainer.cli.backtest import backtest_cmd
 from retrainer.cli.bundle import bundle_cmd
 from retrainer.cli.card import card_cmd
 from retrainer.cli.drift import drift_cmd
@@ -80,6 +81,7 @@ for command in (loop.init, loop.quickstart, loop.run, loop.retrain, loop.status)
 app.command("promote")(models.promote_cmd)
 app.command("rollback")(models.rollback_cmd)
 app.command("drift")(drift_cmd)
+app.command("backtest")(backtest_cmd)
 app.command("watch")(watch_cmd)
 app.command("monitor")(monitor.monitor_cmd)
 app.command("explain")(explain_cmd)

@@ -56,6 +56,12 @@ def init(
         f"Next: edit it, put batch files in {directory / 'data' / 'batches'}, then "
         f"'retrainer run -w {directory}'."
     )
+    if example == "rainfall":
+        c.print(
+            f"Compare retraining policies on all 18,159 days first: 'retrainer backtest "
+            f"--spec {spec} --data {directory / 'data' / 'history'} --batch-by rows:500 "
+            "--warmup 4 --html backtest.html'."
+        )
 
 
 def quickstart(

@@ -18,6 +18,7 @@ EXAMPLES = ("rainfall",)
 APPROVAL_MODES = ("auto", "manual")
 APPROVAL_LINE = "  mode: auto"
 BATCH_DIR = Path("data") / "batches"
+HISTORY_DIR = Path("data") / "history"
 
 
 def write_batch(folder: Path, name: str, frame: pd.DataFrame) -> Path:
@@ -55,6 +56,9 @@ def init_workspace(
     (directory / BATCH_DIR).mkdir(parents=True, exist_ok=True)
     if example == "rainfall":
         data = load_rainfall()
+        history = directory / HISTORY_DIR  # every day, for 'retrainer backtest'
+        history.mkdir(exist_ok=True)
+        write_batch(history, "rainfall", data)
         for year, rows in data.groupby(data["date"].dt.year):
             if year >= data["date"].dt.year.iloc[0] + warmup_years:
                 break
