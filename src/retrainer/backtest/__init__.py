@@ -8,6 +8,7 @@ cost. See docs/backtesting.md.
 
 from retrainer.backtest.history import BatchBy, load_history, parse_batch_by, split_batches
 from retrainer.backtest.policies import Policy, parse_policies
+from retrainer.backtest.report_html import render_html, write_html
 from retrainer.backtest.runner import BacktestSettings, run_backtest
 
 __all__ = [
@@ -17,6 +18,8 @@ __all__ = [
     "load_history",
     "parse_batch_by",
     "parse_policies",
+    "render_html",
     "run_backtest",
     "split_batches",
+    "write_html",
 ]

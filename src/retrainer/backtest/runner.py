@@ -18,6 +18,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
 from retrainer.backtest.history import BatchBy, load_history, split_batches
 from retrainer.backtest.policies import Policy, policy_spec
 from retrainer.backtest.replay import Replay
@@ -99,11 +101,13 @@ def replay_policy(
         label_delay=settings.label_delay,
         min_labels=settings.min_labels,
     )
-    return replay.run(report)
+    # One thread per policy: policies run side by side in processes, and OpenMP's
+    # spinning threads under load made a 500-row predict_proba take half a second.
+    with threadpool_limits(limits=1):
+        return replay.run(report)
 
 
 def _in_worker(settings: BacktestSettings, policy: Policy, q: Any) -> dict[str, Any]:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per policy: no oversubscription
     return replay_policy(settings, policy, lambda done, total: q.put((policy.name, done, total)))
 
 

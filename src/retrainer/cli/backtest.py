@@ -145,7 +145,7 @@ class _Bars:
 
     def __init__(self, policies: list[Any], *, quiet: bool) -> None:
         self.progress = Progress(
-            TextColumn("[bold]{task.description}", markup=False),
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -192,6 +192,7 @@ def _print(c: Console, result: dict[str, Any]) -> None:
                 for name, p in result["policies"].items()
             ],
             numeric=["mean", "worst", "retrains", "promotions", "train CPU s", "wall s"],
+            no_wrap=["policy"],
         )
     )
     unscored = {
