@@ -19,6 +19,13 @@ from sqlalchemy import create_engine, text
 from retrainer.registry.db import Database, build_engine
 from retrainer.registry.migrate import migrate
 
+# Two xdist workers share two cores. OpenMP (scikit-learn's histogram gradient boosting)
+# would start a thread per core in each worker and in every CLI subprocess, and its
+# spinning threads then fight for the cores: a quickstart took 86 s instead of 22 s under
+# one core of other load. One thread each; set before anything loads OpenMP, and
+# inherited by the subprocesses the tests start.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 PG_URL = os.environ.get(
     "RETRAINER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
