@@ -24,6 +24,7 @@ from retrainer.backtest.history import BatchBy, load_history, split_batches
 from retrainer.backtest.policies import Policy, policy_spec
 from retrainer.backtest.replay import Replay
 from retrainer.errors import SpecError
+from retrainer.evaluate.decision import finite_or_none
 from retrainer.evaluate.metrics import METRICS
 from retrainer.spec import PipelineSpec, load_spec
 
@@ -128,16 +129,19 @@ def run_backtest(settings: BacktestSettings, progress: Progress | None = None) -
     started = time.perf_counter()
     results = _run_all(settings, progress)
     target = spec.model.target
-    return {
-        "metric": spec.evaluate.metric,
-        "higher_is_better": METRICS[spec.evaluate.metric].higher_is_better,
-        "settings": settings.to_dict() | {"time_column": spec.data.time_column},
-        "batches": [
-            b.to_dict(target=target) | {"warmup": b.index < settings.warmup} for b in batches
-        ],
-        "policies": {p.name: results[p.name] for p in settings.policies},
-        "wall_seconds": round(time.perf_counter() - started, 3),
-    }
+    strict: dict[str, Any] = finite_or_none(  # strict JSON: an undefined metric is null
+        {
+            "metric": spec.evaluate.metric,
+            "higher_is_better": METRICS[spec.evaluate.metric].higher_is_better,
+            "settings": settings.to_dict() | {"time_column": spec.data.time_column},
+            "batches": [
+                b.to_dict(target=target) | {"warmup": b.index < settings.warmup} for b in batches
+            ],
+            "policies": {p.name: results[p.name] for p in settings.policies},
+            "wall_seconds": round(time.perf_counter() - started, 3),
+        }
+    )
+    return strict
 
 
 def _run_all(settings: BacktestSettings, progress: Progress | None) -> dict[str, dict[str, Any]]:

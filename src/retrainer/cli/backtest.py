@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -122,7 +121,7 @@ def backtest_cmd(
         )
         with _Bars(settings.policies, quiet=to_stdout) as report:
             result = run_backtest(settings, report)
-        text = json.dumps(_strict(result), indent=2)
+        text = json.dumps(result, indent=2)
         saved = None
         if json_out is not None and not to_stdout:
             saved = write_text_atomic(json_out, text + "\n")
@@ -132,7 +131,7 @@ def backtest_cmd(
     result, saved, page = guard(body)
     c = console()
     if to_stdout:
-        c.file.write(json.dumps(_strict(result), indent=2) + "\n")
+        c.file.write(json.dumps(result, indent=2) + "\n")
         return
     _print(c, result)
     for what, path in (("JSON", saved), ("HTML report", page)):
@@ -209,14 +208,3 @@ def _print(c: Console, result: dict[str, Any]) -> None:
             f"{len(quarantined)} batch(es) failed the data contract: answered and scored, "
             "never trained on"
         )
-
-
-def _strict(value: Any) -> Any:
-    """JSON without NaN or infinity (a metric undefined on a batch is null)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_strict(v) for v in value]
-    return value

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["GATE_STATUSES", "DecisionRecord", "GateResult", "GateStatus"]
+__all__ = ["GATE_STATUSES", "DecisionRecord", "GateResult", "GateStatus", "finite_or_none"]
 
 GateStatus = Literal["pass", "fail", "not_evaluable", "skipped"]
 GATE_STATUSES: tuple[GateStatus, ...] = ("pass", "fail", "not_evaluable", "skipped")
@@ -110,7 +110,7 @@ class DecisionRecord:
         Non-finite floats (an undefined metric) become ``None``: strict JSON, which
         PostgreSQL's JSON columns require, has no NaN.
         """
-        out: dict[str, Any] = _finite_or_none(
+        out: dict[str, Any] = finite_or_none(
             {
                 "metric": self.metric,
                 "candidate_metric": self.candidate_metric,
@@ -126,12 +126,12 @@ class DecisionRecord:
         return out
 
 
-def _finite_or_none(value: Any) -> Any:
+def finite_or_none(value: Any) -> Any:
     """``value`` with every NaN or infinite float (at any depth) replaced by None."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
+        return {k: finite_or_none(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite_or_none(v) for v in value]
+        return [finite_or_none(v) for v in value]
     return value
