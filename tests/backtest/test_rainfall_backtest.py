@@ -26,7 +26,8 @@ def test_never_collapses_after_row_12000_and_the_spec_recovers(tmp_path: Path) -
         app,
         [
             "backtest", "--spec", str(ws / "retrainer.yaml"),
-            "--data", str(ws / "data" / "history"), "--batch-by", f"rows:{BATCH}", "--warmup", "4", "--policies", "never,spec",
+            "--data", str(ws / "data" / "history"), "--batch-by", f"rows:{BATCH}",
+            "--warmup", "4", "--policies", "never,spec",
             "--workers", "1", "--json", str(out), "--html", str(page),
         ],
     )  # fmt: skip
