@@ -124,6 +124,10 @@ def test_a_batch_that_fails_the_contract_is_scored_but_never_trained_on(tmp_path
     spec = {r["index"]: r for r in got["policies"]["spec"]["per_batch"]}
     assert spec[12]["reason"].startswith("quarantined: ")
     assert not spec[12]["retrained"]
+    every = {r["index"]: r for r in got["policies"]["every_batch"]["per_batch"]}
+    assert not every[12]["retrained"]  # nothing new to learn from: not twice on the same data
+    assert "no new labelled batch since the last training" in every[12]["reason"]
+    assert every[13]["retrained"] and every[13]["model_version"] == every[12]["model_version"]
 
 
 def test_known_hides_labels_until_the_delay_has_passed() -> None:

@@ -145,7 +145,7 @@ class Replay:
         )
         self.trainer = build_trainer(m, spec.train)
         self.accepted = [self._screen(b) for b in batches]
-        self.versions: list[Version] = []
+        self.trainings: list[datetime | None] = []  # when each version was trained
         self.trained_through = -1
         self.ticks: list[datetime] = []
         self.champion_since: datetime | None = None
@@ -220,7 +220,8 @@ class Replay:
             a.get("kind") == "schedule" for a in decision.numbers.get("also", [])
         ):
             self.ticks.append(_tick(decision))
-        if known.labelled_through <= self.trained_through:
+        fresh = range(self.trained_through + 1, known.labelled_through + 1)
+        if not any(self.accepted[i] is None for i in fresh):  # never twice on the same data
             record["reason"] += "; no retrain: no new labelled batch since the last training"
             return champion
         try:
@@ -298,15 +299,11 @@ class Replay:
                 {} if champion.holdout_metric is None else {self.metric: champion.holdout_metric}
             ),
             champion_since=self.champion_since,
-            last_training_at=max(
-                (v.trained_at for v in self.versions if v.trained_at), default=None
-            ),
+            last_training_at=max((at for at in self.trainings if at), default=None),
             retrains_in_period=sum(
                 1
-                for v in self.versions
-                if now is not None
-                and v.trained_at is not None
-                and v.trained_at > now - self.spec.retrain_policy.per
+                for at in self.trainings
+                if now is not None and at is not None and at > now - self.spec.retrain_policy.per
             ),
             last_schedule_tick=max(self.ticks, default=None),
         )
@@ -346,14 +343,14 @@ class Replay:
         fitted = self.trainer.fit(train, seed=spec.train.seed)
         seconds = time.process_time() - cpu
         version = Version(
-            number=len(self.versions) + 1,
+            number=len(self.trainings) + 1,
             model=fitted,
             train=train,
             holdout=holdout,
             through=through,
             trained_at=_clock(self.batches[known.now].end),
         )
-        self.versions.append(version)
+        self.trainings.append(version.trained_at)  # only the champion's Version is kept
         self.trained_through = through
         record = None
         if self.policy.gated or champion is None:
