@@ -62,3 +62,9 @@ $(BENCH_MLFLOW)/.installed: benchmarks/requirements-mlflow.txt
 
 bench-serve: $(VENV)/.installed $(BENCH_MLFLOW)/.installed
 	$(BIN)/python benchmarks/serve_bench.py --omp-threads default 1
+
+# The backtest scaling benchmark of issue 7: backtest wall time against the number of
+# batches and the rows per batch. About 5 minutes on 2 cores; see docs/benchmarks.md.
+.PHONY: bench-backtest
+bench-backtest: $(VENV)/.installed
+	$(BIN)/python benchmarks/backtest_scaling.py
