@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from retrainer.governance.config_audit import record_spec_change
 from retrainer.orchestrate.lease import new_holder_id
 from retrainer.orchestrate.steps import Steps, Stop, why
+from retrainer.threads import model_threads
 
 if TYPE_CHECKING:
     from retrainer.workspace import Workspace
@@ -101,7 +103,9 @@ def run_cycle(
                 continue
             started = ws.db.clock()
             try:
-                output = getattr(cycle, f"step_{name}")()
+                # small frames: one thread; training decides for itself by its frame's size
+                with nullcontext() if name == "train" else model_threads():
+                    output = getattr(cycle, f"step_{name}")()
             except Stop as stop:
                 ws.journal.step_done(run.id, name, stop.output, started_at=started)
                 cycle.outputs[name] = stop.output

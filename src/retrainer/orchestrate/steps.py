@@ -47,6 +47,7 @@ from retrainer.registry import CHAMPION
 from retrainer.registry.audit import append_event
 from retrainer.registry.db import as_utc
 from retrainer.spec import spec_hash
+from retrainer.threads import model_threads
 from retrainer.train.leakage import check_leakage
 from retrainer.train.trainers import build_trainer
 from retrainer.train.windows import training_sets
@@ -353,7 +354,8 @@ class Steps:
         started = time.perf_counter()
         try:
             store_spec(self.ws)
-            fitted = trainer.fit(train_frame, seed=self.spec.train.seed)
+            with model_threads(len(train_frame)):
+                fitted = trainer.fit(train_frame, seed=self.spec.train.seed)
             sha = self.ws.artifacts.put(dump_model(fitted))
             fitted_info = fitted_lineage(fitted)
         except BaseException as exc:
