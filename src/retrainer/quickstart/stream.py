@@ -26,6 +26,7 @@ from retrainer.quickstart.workspace_init import BATCH_DIR, init_workspace, write
 from retrainer.registry.db import Clock, utc_now
 from retrainer.registry.registry import CHAMPION
 from retrainer.registry.serialization import load_model
+from retrainer.threads import model_threads
 from retrainer.workspace import STATE_DIR, Workspace
 
 __all__ = ["BatchPoint", "QuickstartResult", "VersionRow", "run_quickstart", "story"]
@@ -166,13 +167,14 @@ def _point(
     with_rt = monitored[-1]["metrics"].get(spec.evaluate.metric) if monitored else None
     without = None
     if baseline is not None and monitored:
-        without = realised_metric(
-            baseline,
-            rows,
-            metric=spec.evaluate.metric,
-            features=list(spec.model.features.all),
-            target=spec.model.target,
-        )
+        with model_threads(len(rows)):
+            without = realised_metric(
+                baseline,
+                rows,
+                metric=spec.evaluate.metric,
+                features=list(spec.model.features.all),
+                target=spec.model.target,
+            )
     if quarantined:
         event = f"quarantined: {quarantined[0]['why']}"
     elif cycle.version is not None:
