@@ -36,6 +36,7 @@ from retrainer.cli import (
 from retrainer.cli.backtest import backtest_cmd
 from retrainer.cli.bundle import bundle_cmd
 from retrainer.cli.card import card_cmd
+from retrainer.cli.doctor import doctor_cmd
 from retrainer.cli.drift import drift_cmd
 from retrainer.cli.explain import explain_cmd
 from retrainer.cli.lineage import lineage_cmd, reproduce_cmd
@@ -81,6 +82,7 @@ for command in (loop.init, loop.quickstart, loop.run, loop.retrain, loop.status)
 app.command("promote")(models.promote_cmd)
 app.command("rollback")(models.rollback_cmd)
 app.command("drift")(drift_cmd)
+app.command("doctor")(doctor_cmd)
 app.command("backtest")(backtest_cmd)
 app.command("watch")(watch_cmd)
 app.command("monitor")(monitor.monitor_cmd)

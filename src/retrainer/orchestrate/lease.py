@@ -4,7 +4,10 @@ A lease row holds the holder's identity (``host:pid:nonce``), a fencing token th
 grows on every take-over, and an expiry. A lease can be taken when it is free, when it
 has expired, or when its holder is a process on this host that no longer exists (a
 dead-PID probe, so a SIGKILLed cycle does not block the next one for a whole TTL).
-A live holder is never preempted before its lease expires.
+A live holder is never preempted before its lease expires. A released lease keeps its
+row (so the next token still grows) with its holder marked ``... (released)``: free to
+take at once, and told apart from a lease whose holder stopped renewing without
+releasing it (``retrainer doctor`` reports those).
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from retrainer.errors import ConflictError, LeaseHeldError
 from retrainer.registry.db import Database, as_utc
 from retrainer.registry.tables import Lease
 
-__all__ = ["Leases", "new_holder_id"]
+__all__ = ["RELEASED", "Leases", "holder_is_dead", "is_released", "lease_state", "new_holder_id"]
 
 DEFAULT_TTL = timedelta(minutes=15)
+RELEASED = " (released)"
+"""What a released lease's holder ends with."""
 _INSERT_RACE_RETRIES = 3
 log = logging.getLogger(__name__)
 
@@ -34,7 +39,14 @@ def new_holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _holder_is_dead(holder: str) -> bool:
+def is_released(holder: str) -> bool:
+    """Whether a lease with this holder was released (free whatever its expiry)."""
+    return holder.endswith(RELEASED)
+
+
+def holder_is_dead(holder: str) -> bool:
+    """Whether ``holder`` (``host:pid:nonce``) names a process on this host that has
+    exited. False for another host, this process, or a pid this user cannot probe."""
     host, _, rest = holder.partition(":")
     pid_text = rest.partition(":")[0]
     if host != socket.gethostname() or not pid_text.isdigit():
@@ -49,6 +61,22 @@ def _holder_is_dead(holder: str) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def lease_state(holder: str, expires_at: datetime, now: datetime) -> str:
+    """What a lease row means at ``now``: ``released``; ``held`` (live); ``dead`` (its
+    holder, a process of this host, has exited); ``overdue`` (expired unreleased, but its
+    holder on this host still runs: a step longer than the lease, or hung); ``expired``
+    (unreleased and not renewed in time: its holder elsewhere crashed or was cut off)."""
+    if is_released(holder):
+        return "released"
+    if holder_is_dead(holder):
+        return "dead"
+    if as_utc(expires_at) > now:
+        return "held"
+    host, _, rest = holder.partition(":")
+    here = host == socket.gethostname() and rest.partition(":")[0].isdigit()
+    return "overdue" if here else "expired"
 
 
 class Leases:
@@ -75,7 +103,10 @@ class Leases:
                 s.flush()  # a racing first insert fails here, on the primary key
                 return 1
             free = (
-                row.holder == holder or as_utc(row.expires_at) <= now or _holder_is_dead(row.holder)
+                row.holder == holder
+                or is_released(row.holder)
+                or as_utc(row.expires_at) <= now
+                or holder_is_dead(row.holder)
             )
             if not free:
                 raise LeaseHeldError(_held(name, row.holder, as_utc(row.expires_at)))
@@ -106,11 +137,12 @@ class Leases:
         self.db.transaction(fn)
 
     def release(self, name: str, holder: str, token: int) -> None:
-        """Give the lease up (a no-op if it was already taken over)."""
+        """Give the lease up (a no-op if it was already taken over or released)."""
 
         def fn(s: Session) -> None:
             row = s.get(Lease, name, with_for_update=True)
             if row is not None and row.holder == holder and row.token == token:
+                row.holder = holder + RELEASED
                 row.expires_at = self.db.clock() - timedelta(seconds=1)
 
         self.db.transaction(fn)
