@@ -79,10 +79,13 @@ class Workspace:
         *,
         clock: Clock = utc_now,
         env: Mapping[str, str] | None = None,
+        migrate_store: bool = True,
     ) -> Workspace:
         """Load and validate the spec, then connect and migrate the store.
 
         ``env`` holds the values of ``${env:NAME}`` references (default: ``os.environ``).
+        ``migrate_store=False`` leaves the schema as it is and does not contact the store
+        (``retrainer doctor`` reports a schema that is behind instead of fixing it unasked).
         """
         spec_path = find_spec(path).resolve()
         spec = load_spec(spec_path)  # fail fast: nothing has been touched yet
@@ -96,8 +99,9 @@ class Workspace:
         with secrets.scrubbed("store", StoreError):
             db = Database(build_engine(url, base_dir=root), clock=clock)
         try:
-            with secrets.scrubbed("store", StoreError):
-                migrate(db)
+            if migrate_store:
+                with secrets.scrubbed("store", StoreError):
+                    migrate(db)
             with secrets.scrubbed("artifacts", SpecError):
                 artifacts = ArtifactStore.from_uri(uri, base_dir=root)
         except BaseException:

@@ -11,7 +11,6 @@ need a person and are never repaired (docs/operations.md).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -19,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from alembic.util import CommandError
-from fsspec.implementations.local import LocalFileSystem
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -29,18 +27,14 @@ from retrainer.errors import (
     ConflictError,
     NotFoundError,
     RetrainerError,
-    SpecError,
-    StoreError,
 )
 from retrainer.orchestrate.lease import RELEASED, lease_state
-from retrainer.registry.artifacts import ArtifactStore, _is_stale_temp
 from retrainer.registry.audit import append_event
-from retrainer.registry.db import Database, as_utc, build_engine, safe_url
+from retrainer.registry.db import as_utc, safe_url
 from retrainer.registry.migrate import current_revision, head_revision, migrate
 from retrainer.registry.records import VersionInfo
 from retrainer.registry.registry import CHAMPION
 from retrainer.registry.tables import Alias, Lease, ModelVersion
-from retrainer.secrets import Secrets
 
 if TYPE_CHECKING:
     from retrainer.workspace import Workspace
@@ -109,29 +103,9 @@ class DoctorReport:
 def open_unmigrated(path: Path) -> Workspace:
     """The workspace at ``path`` as ``Workspace.open`` builds it, without contacting or
     migrating the store (doctor reports a schema behind instead). Raises SpecError."""
-    from retrainer.spec import load_spec
-    from retrainer.workspace import Workspace, _check_location, find_spec
+    from retrainer.workspace import Workspace
 
-    spec_path = find_spec(path).resolve()
-    spec = load_spec(spec_path)
-    root = spec_path.parent
-    secrets = Secrets.from_environ()
-    url = secrets.resolve(spec.store, key="store")
-    uri = secrets.resolve(spec.artifacts, key="artifacts")
-    if url.startswith("sqlite"):
-        _check_location("store", spec.store, url)
-    _check_location("artifacts", spec.artifacts, uri)
-    with secrets.scrubbed("store", StoreError):
-        db = Database(build_engine(url, base_dir=root))
-    try:
-        with secrets.scrubbed("artifacts", SpecError):
-            artifacts = ArtifactStore.from_uri(uri, base_dir=root)
-    except BaseException:
-        db.dispose()
-        raise
-    return Workspace(
-        root=root, spec_path=spec_path, spec=spec, db=db, artifacts=artifacts, secrets=secrets
-    )
+    return Workspace.open(path, migrate_store=False)
 
 
 def diagnose(ws: Workspace, *, authorize: Callable[[], str], repair: bool = False) -> DoctorReport:
@@ -250,11 +224,7 @@ class _Doctor:
     def temp_files(self) -> Check:
         store = self.ws.artifacts
         tmp = Path(store.root, "tmp")
-        cutoff = (self.now - TEMP_AGE).timestamp()
-        stale: list[str] = []
-        if isinstance(store.fs, LocalFileSystem) and tmp.is_dir():
-            with os.scandir(tmp) as entries:
-                stale = sorted(e.name for e in entries if _is_stale_temp(e, cutoff))
+        stale = store.stale_temps(TEMP_AGE, now=self.now)
         if not stale:
             return Check("temp_files", "ok", f"no temp file older than 1h in {tmp}")
         shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")

@@ -258,22 +258,29 @@ class ArtifactStore:
         Raises:
             ValueError: ``older_than`` is negative.
         """
-        if older_than < datetime.timedelta(0):
-            raise ValueError(f"older_than must not be negative, got {older_than}")
-        if not self._local:
-            return 0
-        current = now.timestamp() if now is not None else time.time()
-        cutoff = current - older_than.total_seconds()
         removed = 0
-        with os.scandir(Path(self.root, "tmp")) as entries:
-            for entry in entries:
-                if _is_stale_temp(entry, cutoff):
-                    with contextlib.suppress(FileNotFoundError):
-                        Path(entry.path).unlink()
-                        removed += 1
+        for name in self.stale_temps(older_than, now=now):
+            with contextlib.suppress(FileNotFoundError):
+                Path(self.root, "tmp", name).unlink()
+                removed += 1
         if removed:
             logger.info("removed %d stale temp file(s) from %s", removed, self.uri)
         return removed
+
+    def stale_temps(
+        self, older_than: datetime.timedelta, *, now: datetime.datetime | None = None
+    ) -> list[str]:
+        """Names of the temp files in ``<root>/tmp/`` not modified for ``older_than``
+        (sorted; none on other filesystems). Raises ValueError if it is negative."""
+        if older_than < datetime.timedelta(0):
+            raise ValueError(f"older_than must not be negative, got {older_than}")
+        tmp = Path(self.root, "tmp")
+        if not self._local or not tmp.is_dir():
+            return []
+        current = now.timestamp() if now is not None else time.time()
+        cutoff = current - older_than.total_seconds()
+        with os.scandir(tmp) as entries:
+            return sorted(e.name for e in entries if _is_stale_temp(e, cutoff))
 
     def _intact(self, sha256: str) -> bool:
         try:
