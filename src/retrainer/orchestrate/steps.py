@@ -26,15 +26,12 @@ from retrainer.errors import ConflictError, DataSourceError, DiskFullError, Retr
 from retrainer.evaluate.compare import evaluate_candidate
 from retrainer.evaluate.metrics import METRICS
 from retrainer.evaluate.servability import StoredArtifact
-from retrainer.governance.approvals import pending, status
-from retrainer.governance.envelope import held_by_flags, needs_person
 from retrainer.governance.lineage import (
     fitted_lineage,
     missing_lineage,
     store_spec,
     training_lineage,
 )
-from retrainer.governance.release import release
 from retrainer.monitor.performance import model_outputs, realised_metrics
 from retrainer.monitor.triggers import TriggerContext, decide
 from retrainer.orchestrate.evidence import (
@@ -43,8 +40,8 @@ from retrainer.orchestrate.evidence import (
     drift_evidence,
     policy_evidence,
 )
+from retrainer.orchestrate.promote_step import Promotion
 from retrainer.registry import CHAMPION
-from retrainer.registry.audit import append_event
 from retrainer.registry.db import as_utc
 from retrainer.spec import spec_hash
 from retrainer.threads import model_threads
@@ -72,7 +69,7 @@ def why(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, RetrainerError) else f"{type(exc).__name__}: {exc}"
 
 
-class Steps:
+class Steps(Promotion):
     """The steps of one run; each returns its JSON output (or raises Stop)."""
 
     def __init__(
@@ -270,16 +267,6 @@ class Steps:
             raise Stop("succeeded", f"no retrain: {decision.reason}", decision.to_dict())
         return decision.to_dict()
 
-    def _awaiting_approval(self, champion: int | None) -> int | None:
-        """The newest candidate waiting for a person; one approved meanwhile is released
-        now (and then nothing waits)."""
-        for st in pending(self.ws, self.model):
-            if st.state != "approved":
-                return st.version
-            self._release(st.version, champion, champion, list(st.needs))
-            return None
-        return None
-
     def step_datasets(self) -> dict[str, Any]:
         spec, ledger = self.spec, self.ws.ledger
         batches = ledger.batches(self.model, status=("accepted", "released"))
@@ -452,92 +439,3 @@ class Steps:
                 require=missing_lineage,
             )
         return {"version": version, "passed": decision["passed"]}
-
-    def step_promote(self) -> dict[str, Any]:
-        version = self.outputs["train"]["version"]
-        decision = self.outputs["evaluate"]["decision"]
-        expected = self.outputs["evaluate"]["champion"]
-        current = self.ws.registry.get_alias(self.model, CHAMPION)
-        if current == version:
-            return {"promoted": True, "outcome": f"version {version} is champion"}
-        if not decision["passed"]:
-            return {
-                "promoted": False,
-                "outcome": f"version {version} rejected: {decision['summary']}",
-            }
-        reg = self.ws.registry
-        info = reg.get(self.model, version)
-        champion = None if expected is None else reg.get(self.model, expected)
-        flags = self.outputs["datasets"].get("data_flags", {})
-        needs = needs_person(self.spec, info, champion, held_by_flags(flags))
-        if needs and status(self.ws, self.model, version, needs=needs).state != "approved":
-            self._audit("approval.pending", f"{self.model}:{version}", {"needs": needs})
-            return {
-                "promoted": False,
-                "awaiting_approval": True,
-                "needs": needs,
-                "outcome": f"version {version} passed its gates and awaits approval "
-                f"({'; '.join(needs)}): retrainer approve {self.model} {version} "
-                "--comment TEXT",
-            }
-        if not needs and self.spec.approval.mode == "auto_if":
-            self._audit(
-                "approval.auto",
-                f"{self.model}:{version}",
-                {"envelope": self.spec.approval.model_dump(mode="json")["auto_if"]},
-            )
-        return self._release(version, expected, current, needs)
-
-    def _release(
-        self, version: int, expected: int | None, current: int | None, needs: list[str]
-    ) -> dict[str, Any]:
-        """Promote or start the rollout (approvals checked on the way)."""
-        rollout = self.spec.deploy.strategy != "direct" and expected is not None
-        if rollout and current != expected:
-            return {
-                "promoted": False,
-                "outcome": f"version {version} not rolled out: the champion moved from "
-                f"version {expected} to {current} meanwhile",
-            }
-        how = "approved" if needs else "auto-promoted"
-        try:
-            done = release(
-                self.ws,
-                self.model,
-                version,
-                actor=self.actor,
-                reason=f"{how}: gates passed (run {self.run_id[:8]})",
-                expected=expected,
-                needs=needs,
-            )
-        except ConflictError as exc:
-            active = RolloutStore(self.ws.db).active(self.model)
-            if not rollout or active is None or active.candidate != version:
-                verb = "rolled out" if rollout else "promoted"
-                return {"promoted": False, "outcome": f"version {version} not {verb}: {exc}"}
-            return {  # resumed after a crash: the rollout had started
-                "promoted": False,
-                "rollout": active.id,
-                "outcome": f"version {version} passed its gates; {active.strategy} rollout "
-                f"{active.id} started against version {expected} "
-                f"(retrainer rollout status {self.model})",
-            }
-        if done.how == "rollout":
-            return {
-                "promoted": False,
-                "rollout": done.rollout,
-                "outcome": f"version {version} passed its gates; {done.outcome}",
-            }
-        return {"promoted": True, "outcome": done.outcome}
-
-    def _audit(self, action: str, subject: str, payload: dict[str, Any]) -> None:
-        self.ws.db.transaction(
-            lambda s: append_event(
-                s,
-                at=self.ws.db.clock(),
-                actor=self.actor,
-                action=action,
-                subject=subject,
-                payload={**payload, "run_id": self.run_id},
-            )
-        )
