@@ -20,7 +20,7 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import select, text
+from sqlalchemy import inspect, select, text
 from typer.testing import CliRunner
 
 from retrainer.cli.app import app
@@ -97,10 +97,16 @@ def crown(ws: Workspace, version: int, model: str = MODEL) -> None:
 
 def downgrade_one(ws: Workspace) -> str:
     """Take the store's schema one migration back; return that revision."""
+    return downgrade_one_from(ws, head_revision())
+
+
+def downgrade_one_from(ws: Workspace, revision: str | None) -> str:
+    """Take the store's schema from ``revision`` one migration back; return that one."""
     cfg = Config()
     migrations = Path(importlib.import_module("retrainer.registry.migrate").__file__ or "")
     cfg.set_main_option("script_location", str(migrations.parent / "migrations"))
-    previous = ScriptDirectory.from_config(cfg).get_revision(head_revision()).down_revision
+    assert revision is not None
+    previous = ScriptDirectory.from_config(cfg).get_revision(revision).down_revision
     assert isinstance(previous, str)
     with ws.db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -407,3 +413,21 @@ def test_cli_on_postgresql_needs_a_token_viewer_reads_operator_repairs(
     assert "'operator' or 'admin'" in " ".join(refused.output.split())
     repaired = runner.invoke(app, [*args, "--repair"], env={**env, "RETRAINER_TOKEN": operator})
     assert repaired.exit_code == 0, repaired.output
+
+
+def test_a_token_on_a_store_from_before_tokens_gets_a_way_out_not_a_traceback(
+    make_workspace: NewWorkspace, pg_schema_url: str
+) -> None:
+    root = make_workspace(store=pg_schema_url)
+    with Workspace.open(root) as ws:
+        token = TokenStore(ws.db).create("olga", "operator", by=Actor("root", "admin")).token
+        while "tokens" in inspect(ws.db.engine).get_table_names():
+            downgrade_one_from(ws, current_revision(ws.db))  # back before migration 0005
+        behind = current_revision(ws.db)
+    result = CliRunner().invoke(app, ["doctor", "-w", str(root)], env={"RETRAINER_TOKEN": token})
+    assert result.exit_code == 7, result.output
+    text = " ".join(result.output.split())
+    assert f"the store's schema is at {behind}, behind this retrainer's {head_revision()}" in text
+    assert "retrainer status -w" in text and "Traceback" not in text
+    with Workspace.open(root) as ws:  # what the message says to do: opening migrates
+        assert current_revision(ws.db) == head_revision()

@@ -27,6 +27,7 @@ from retrainer.errors import (
     ConflictError,
     NotFoundError,
     RetrainerError,
+    StoreError,
 )
 from retrainer.orchestrate.lease import RELEASED, lease_state
 from retrainer.registry.audit import append_event
@@ -119,7 +120,7 @@ def diagnose(ws: Workspace, *, authorize: Callable[[], str], repair: bool = Fals
     if store.status == "fail":
         skipped = (Check(n, "warn", "not checked: the store is unreachable") for n in CHECKS[1:])
         return DoctorReport(str(ws.root), (store, *skipped))
-    doctor = _Doctor(ws, authorize(), repair)
+    doctor = _Doctor(ws, _authorized(ws, authorize), repair)
     checks = [store]
     for name in CHECKS[1:]:
         try:
@@ -127,6 +128,23 @@ def diagnose(ws: Workspace, *, authorize: Callable[[], str], repair: bool = Fals
         except (RetrainerError, SQLAlchemyError, OSError) as exc:
             checks.append(Check(name, "fail", f"could not check: {_why(ws, exc)}"))
     return DoctorReport(str(ws.root), tuple(checks))
+
+
+def _authorized(ws: Workspace, authorize: Callable[[], str]) -> str:
+    """``authorize()``; a store whose schema predates the tokens it checks is a StoreError
+    that says how to migrate it, not a database error."""
+    try:
+        return authorize()
+    except SQLAlchemyError as exc:
+        current, head = current_revision(ws.db), head_revision()
+        if current == head:
+            raise
+        raise StoreError(
+            f"cannot check who you are: the store's schema is at {current or 'nothing'}, "
+            f"behind this retrainer's {head} ({_why(ws, exc)}); opening the workspace with "
+            f"any other command migrates it (e.g. 'retrainer status -w {ws.root}'), then "
+            "run doctor again"
+        ) from exc
 
 
 def _check_store(ws: Workspace) -> Check:
