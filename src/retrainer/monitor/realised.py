@@ -23,12 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from retrainer.evaluate.metrics import METRICS, score
-from retrainer.monitor.predictions import (
-    _MAX_WINDOWS,
-    _scalar,
-    _timestamp,
-    label_text,
-)
+from retrainer.monitor.prediction_records import label_text, scalar, timestamp
+from retrainer.monitor.predictions import _MAX_WINDOWS
 from retrainer.registry.db import Database
 from retrainer.registry.tables import Label, Prediction
 from retrainer.spec import parse_duration
@@ -85,8 +81,8 @@ def realised_performance(
     step = parse_duration(window)
     if step <= timedelta(0):
         raise ValueError(f"window must be a positive duration, got {window!r}")
-    lo = _timestamp(since, "since") if since is not None else None
-    hi = _timestamp(until, "until") if until is not None else None
+    lo = timestamp(since, "since") if since is not None else None
+    hi = timestamp(until, "until") if until is not None else None
     if lo is not None and hi is not None and hi <= lo:
         raise ValueError(f"until ({hi.isoformat()}) must be after since ({lo.isoformat()})")
     uses = METRICS[metric].uses
@@ -186,7 +182,7 @@ def _metric_inputs(
     info = METRICS[metric]
     if info.uses == "value":
         rows = labelled[labelled["output"].notna()]
-        truth = [_scalar(t) for t in rows["truth"]]
+        truth = [scalar(t) for t in rows["truth"]]
         if any(isinstance(t, bool) or not isinstance(t, int | float) for t in truth):
             raise ValueError("regression needs numeric labels")
         return np.asarray(truth, dtype=float), rows["output"].to_numpy(dtype=float)
