@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +24,7 @@ import pytest
 from sqlalchemy import select
 
 from conftest import add_batch, synthetic_batch
+from forkproc import ForkServerProcess
 from retrainer.errors import ArtifactIntegrityError, TrainingError
 from retrainer.orchestrate import STEPS, CycleResult, run_cycle
 from retrainer.registry import CHAMPION, VersionInfo, list_events, verify_chain
@@ -103,37 +102,18 @@ class Child:
     output: str
 
 
-class ForkServer:
+class ForkServer(ForkServerProcess):
     """A child Python (``sys.executable -c``) that imports retrainer once, then forks one
     worker process per request: each worker opens the workspace, runs a cycle and meets
     its fault. Real processes and real SIGKILLs, without paying the imports every time."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", SERVER],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
-        assert self.stdout.readline() == "ready\n", "the fork server did not start"
+        super().__init__(SERVER, env)
 
     def run(self, root: Path, mode: str, step: str) -> Child:
         log = root.parent / f"worker-{mode}-{step}.log"
-        self.stdin.write(f"{root}\t{mode}\t{step}\t{log}\n")
-        self.stdin.flush()
-        code = int(self.stdout.readline())
+        code = int(self.ask(f"{root}\t{mode}\t{step}\t{log}"))
         return Child(code, log.read_text())
-
-    def close(self) -> None:
-        self.stdin.close()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -38,6 +36,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
+from forkproc import ForkServerProcess
 from retrainer.errors import ConflictError
 from retrainer.registry import (
     CHAMPION,
@@ -65,7 +64,7 @@ WORKER_ALARM_S = 300  # a hung worker kills itself instead of hanging the suite
 SERVER = r"""
 import json, os, signal, sys, traceback
 
-sys.path.insert(0, sys.argv[1])
+sys.path[:0] = sys.argv[1:3]  # this folder, and tests/ for its helpers
 import test_concurrency_stress as tests
 
 print("ready", flush=True)
@@ -115,26 +114,16 @@ class Call:
     log: Path
 
 
-class ForkServer:
+class ForkServer(ForkServerProcess):
     """A child Python that imported this module once; forks workers in batches."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", SERVER, str(Path(__file__).parent)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+        here = Path(__file__).parent
+        super().__init__(SERVER, env, str(here), str(here.parent))
         self.running: set[int] = set()
-        assert self.stdout.readline() == "ready\n", "the fork server did not start"
 
     def _ask(self, request: dict[str, Any]) -> list[int]:
-        self.stdin.write(json.dumps(request) + "\n")
-        self.stdin.flush()
-        answer: list[int] = json.loads(self.stdout.readline())
+        answer: list[int] = json.loads(self.ask(json.dumps(request)))
         return answer
 
     def start(self, calls: list[Call]) -> list[int]:
@@ -161,12 +150,7 @@ class ForkServer:
         for pid in self.running:  # a failed test's workers: unreaped, so never a reused pid
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        self.stdin.close()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        super().close()
 
 
 @pytest.fixture(scope="module")
