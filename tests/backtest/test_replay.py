@@ -17,7 +17,7 @@ from backkit import SPEC, history, workspace
 from retrainer.backtest import BacktestSettings, parse_batch_by, parse_policies, run_backtest
 from retrainer.backtest.history import split_batches
 from retrainer.backtest.replay import Known
-from retrainer.errors import SpecError
+from retrainer.errors import SpecError, TrainingError
 
 CHANGE = 10  # the first batch of the new concept
 
@@ -164,6 +164,12 @@ def test_bad_settings_are_refused_before_any_policy_runs(tmp_path: Path) -> None
         _run(tmp_path, "never", warmup=20)
     with pytest.raises(SpecError, match=r"--label-delay: expected 0 or more"):
         _run(tmp_path, "never", label_delay=-1)
+    with pytest.raises(
+        TrainingError,
+        match=r"none of the 3 warm-up batches passed the data "
+        r"contract \(batch 0: TOO_FEW_ROWS",
+    ):
+        _run(tmp_path, "never", batch_by="rows:40")  # the contract wants 50 rows a batch
     frame = history().drop(columns=["x2"])
     with pytest.raises(SpecError, match=r"no column\(s\) x2 that the spec's model needs"):
         _run(tmp_path, "never", frame)

@@ -170,6 +170,14 @@ class Replay:
         return self._summary(tally, time.perf_counter() - started)
 
     def _bootstrap(self) -> Version:
+        refused = [(i, why) for i, why in enumerate(self.accepted[: self.warmup]) if why]
+        if len(refused) == self.warmup:
+            first, why = refused[0]
+            raise TrainingError(
+                f"policy {self.policy.name}: none of the {self.warmup} warm-up batches passed "
+                f"the data contract (batch {first}: {why}); cut bigger batches (--batch-by) "
+                "or use more --warmup batches"
+            )
         known = Known(tuple(self.batches[: self.warmup]), self.warmup - 1, self.target)
         version, seconds, record = self._train(known, champion=None)
         self.warmup_seconds = seconds
