@@ -30,6 +30,7 @@ __all__ = [
     "DataSourceError",
     "DiskFullError",
     "EvaluationError",
+    "ExecutorError",
     "ForbiddenError",
     "LeakageError",
     "LeaseHeldError",
@@ -136,6 +137,13 @@ class StoreError(RetrainerError):
     """The metadata store failed (unreachable, locked past the retry budget)."""
 
     code = "STORE"
+    exit_code = 7
+
+
+class ExecutorError(RetrainerError):
+    """The executor's cluster is unreachable, or a task on it failed outside user code."""
+
+    code = "EXECUTOR"
     exit_code = 7
 
 

@@ -24,6 +24,7 @@ from croniter import croniter
 from pydantic import (
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -83,6 +84,7 @@ __all__ = [
     "WindowSpec",
     "load_spec",
     "parse_duration",
+    "parse_executor",
     "parse_spec",
     "spec_hash",
 ]
@@ -292,6 +294,12 @@ class DriftSection(Section):
         default_factory=lambda: EffectSpec(effect="cramers_v", min_effect=0.1)
     )
     domain_classifier: bool = False
+    profile_rows: int = Field(
+        default=1_000_000,
+        ge=1_000,
+        description="numeric values a reference profile keeps per column; a larger "
+        "training set keeps those of a uniform sample of rows (counts and moments stay exact)",
+    )
 
     @model_validator(mode="after")
     def _effects(self) -> DriftSection:
@@ -366,6 +374,24 @@ class TrainSection(Section):
         return self
 
 
+def parse_executor(value: str) -> tuple[str, str | None]:
+    """The spec's ``executor``: ``("local", None)``, ``("dask-local", None)`` or
+    ``("dask", "tcp://HOST:PORT")``.
+
+    Raises:
+        ValueError: ``value`` is none of the three forms (the message says what is expected).
+    """
+    text = value.strip()
+    if text in ("local", "dask-local"):
+        return text, None
+    if text.startswith("dask://"):
+        hostport = text[len("dask://") :]
+        host, sep, port = hostport.rpartition(":")
+        if sep and host and port.isdigit() and 0 < int(port) < 65536 and "/" not in hostport:
+            return "dask", f"tcp://{host}:{int(port)}"
+    raise ValueError(f"expected 'local', 'dask-local' or 'dask://HOST:PORT', got {value!r}")
+
+
 class PipelineSpec(Section):
     """The whole of ``retrainer.yaml``."""
 
@@ -383,6 +409,17 @@ class PipelineSpec(Section):
     retention: RetentionSection = Field(default_factory=RetentionSection)
     store: str = "sqlite:///.retrainer/retrainer.db"
     artifacts: str = "file://.retrainer/artifacts"
+    executor: str = Field(
+        default="local",
+        description="where profiles, training and scoring run: local, dask-local or "
+        "dask://HOST:PORT (needs the retrainer[dask] extra)",
+    )
+
+    @field_validator("executor")
+    @classmethod
+    def _executor(cls, value: str) -> str:
+        parse_executor(value)
+        return value
 
     @model_validator(mode="after")
     def _cross_checks(self) -> PipelineSpec:
@@ -444,8 +481,12 @@ class PipelineSpec(Section):
 
 
 def spec_hash(spec: PipelineSpec) -> str:
-    """The sha256 of the spec's canonical JSON: equal specs hash equal, whatever the YAML."""
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """The sha256 of the spec's canonical JSON: equal specs hash equal, whatever the YAML.
+
+    ``executor`` is left out: where the work runs does not change what is trained, so
+    moving a workspace to Dask does not make old evidence new."""
+    dumped = spec.model_dump(mode="json", exclude={"executor"})
+    canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

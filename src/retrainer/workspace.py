@@ -29,6 +29,7 @@ from urllib.parse import unquote
 from retrainer.data.ledger import Ledger
 from retrainer.data.sources import BatchRef, Source, SourceRegistry
 from retrainer.errors import DataSourceError, SpecError, StoreError
+from retrainer.orchestrate.executors import Executor, build_executor
 from retrainer.orchestrate.journal import Journal
 from retrainer.orchestrate.lease import Leases
 from retrainer.registry.artifacts import ArtifactStore
@@ -71,6 +72,7 @@ class Workspace:
     artifacts: ArtifactStore
     sources: SourceRegistry = field(default_factory=SourceRegistry.default)
     secrets: Secrets = field(default_factory=Secrets.from_environ)
+    _executor: Executor | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def open(
@@ -183,9 +185,22 @@ class Workspace:
             )
         return _ScrubbedSource(built, self.secrets) if has_reference(d.source) else built
 
+    @property
+    def executor(self) -> Executor:
+        """The spec's executor, built on first use (a Dask cluster is started or
+        connected only then) and closed with the workspace."""
+        if self._executor is None:
+            self._executor = build_executor(self.spec.executor)
+        return self._executor
+
     def close(self) -> None:
-        """Release the store's connections."""
-        self.db.dispose()
+        """Release the executor and the store's connections."""
+        try:
+            if self._executor is not None:
+                self._executor.close()
+                self._executor = None
+        finally:
+            self.db.dispose()
 
     def __enter__(self) -> Workspace:
         return self

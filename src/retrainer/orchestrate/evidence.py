@@ -20,6 +20,7 @@ import pandas as pd
 
 from retrainer.evaluate.metrics import METRICS
 from retrainer.monitor.drift import DriftConfig, ReferenceProfile, drift_report
+from retrainer.monitor.drift.partial import PartitionMapper
 from retrainer.monitor.estimate import CBPE, CBPE_METRICS
 from retrainer.monitor.triggers import DriftEvidence
 from retrainer.registry.registry import CHAMPION, Registry
@@ -61,11 +62,19 @@ def drift_config(spec: PipelineSpec) -> DriftConfig:
     )
 
 
-def reference_profile(spec: PipelineSpec, train: pd.DataFrame) -> ReferenceProfile:
-    """The drift reference of a version: its training rows' profile."""
+def reference_profile(
+    spec: PipelineSpec, train: Any, executor: PartitionMapper | None = None
+) -> ReferenceProfile:
+    """The drift reference of a version: its training rows' profile, built partition by
+    partition on ``executor`` (in place when None); the same bytes on every executor."""
     f = spec.model.features
     return ReferenceProfile.build(
-        train, numeric=f.numeric, categorical=f.categorical, seed=spec.train.seed
+        train,
+        numeric=f.numeric,
+        categorical=f.categorical,
+        seed=spec.train.seed,
+        profile_rows=spec.monitor.drift.profile_rows,
+        executor=executor,
     )
 
 
@@ -91,9 +100,11 @@ def build_evidence(
     model: Any,
     train: pd.DataFrame,
     holdout: pd.DataFrame,
+    *,
+    executor: PartitionMapper | None = None,
 ) -> dict[str, str]:
     """Build, store and name (for the lineage) the profile and calibration of a version."""
-    out = {PROFILE_KEY: artifacts.put(reference_profile(spec, train).to_bytes())}
+    out = {PROFILE_KEY: artifacts.put(reference_profile(spec, train, executor).to_bytes())}
     cbpe = cbpe_calibration(spec, model, holdout)
     if cbpe is not None:
         out[CBPE_KEY] = artifacts.put(cbpe.to_bytes())

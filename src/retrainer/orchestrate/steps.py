@@ -25,6 +25,8 @@ from retrainer.deploy.store import RolloutStore
 from retrainer.errors import ConflictError, DataSourceError, DiskFullError, RetrainerError
 from retrainer.evaluate.compare import evaluate_candidate
 from retrainer.evaluate.metrics import METRICS
+from retrainer.evaluate.outputs import Predict, local_predict
+from retrainer.evaluate.partitioned import partition_predict
 from retrainer.evaluate.servability import StoredArtifact
 from retrainer.governance.lineage import (
     fitted_lineage,
@@ -95,6 +97,13 @@ class Steps(Promotion):
                 self.ws.ledger.get_snapshot(snapshot_id)
             )
         return self._frames[snapshot_id]
+
+    @property
+    def _predict(self) -> Predict:
+        """How models score frames: in this process, or partition by partition on the
+        workspace's executor."""
+        executor = self.ws.executor
+        return local_predict if executor.name == "local" else partition_predict(executor)
 
     def _load_version(self, version: int) -> Any:
         if version not in self._models:
@@ -196,7 +205,9 @@ class Steps(Promotion):
                 train_frame=lambda: self._frame(int(info.lineage["train_snapshot"])),
             )
             model, names = self._load_version(champion), sorted(metrics)
-            outputs = model_outputs(model, frame, names, list(m.features.all))
+            outputs = model_outputs(
+                model, frame, names, list(m.features.all), predict=self._predict
+            )
             drift, estimated = kit.measure(self.spec, model, frame, proba=outputs.get("proba"))
             values = realised_metrics(frame, outputs, names, target=m.target)
             labelled = int(frame[m.target].notna().sum()) if m.target in frame else 0
@@ -342,7 +353,7 @@ class Steps(Promotion):
         try:
             store_spec(self.ws)
             with model_threads(len(train_frame)):
-                fitted = trainer.fit(train_frame, seed=self.spec.train.seed)
+                fitted = self.ws.executor.fit(trainer, train_frame, seed=self.spec.train.seed)
             sha = self.ws.artifacts.put(dump_model(fitted))
             fitted_info = fitted_lineage(fitted)
         except BaseException as exc:
@@ -380,6 +391,7 @@ class Steps(Promotion):
                 rng=np.random.default_rng(self.spec.train.seed),
                 champion_holdout=self._own_holdout(champion_version),
                 artifact=artifact,
+                predict=self._predict,
             )
         except Exception as exc:  # the candidate cannot be judged: it never becomes READY
             self.ws.registry.set_status(
@@ -428,6 +440,7 @@ class Steps(Promotion):
                 self._load_version_pending(version),
                 self._frame(ds["train"]["id"]),
                 self._frame(ds["holdout"]["id"]),
+                executor=self.ws.executor,
             )
             self.ws.registry.mark_ready(
                 self.model,

@@ -125,10 +125,10 @@ def test_version_1_profiles_are_read_with_the_variance_from_their_std() -> None:
     with np.load(io.BytesIO(profile.to_bytes()), allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     header = json.loads(bytes(arrays["header"]).decode("utf-8"))
-    assert header["version"] == 2
+    assert header["version"] == 3
     header["version"] = 1
     for h in header["numeric"]:
-        del h["var"]
+        del h["var"], h["n_finite"]
     arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)

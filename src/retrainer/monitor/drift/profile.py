@@ -27,12 +27,14 @@ import numpy as np
 import pandas as pd
 
 from retrainer.errors import DataSourceError
-from retrainer.monitor.drift.columns import (
-    category_counts,
-    category_keys,
-    column_counts,
-    numeric_values,
-    split_special,
+from retrainer.monitor.drift.columns import category_counts, split_special
+from retrainer.monitor.drift.moments import Moments
+from retrainer.monitor.drift.partial import (
+    PROFILE_ROWS,
+    NumericSummary,
+    OnePartition,
+    PartitionMapper,
+    gather,
 )
 from retrainer.monitor.drift.stats import (
     LocationStats,
@@ -48,11 +50,12 @@ FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
 
 FORMAT = "retrainer.reference_profile"
-VERSION = 2
+VERSION = 3
 """v2 adds each numeric column's sample variance (``var``) and no longer stores the
-prefix sums (recomputed when first needed: a third of the size). v1 profiles are still
-read, their variance derived from the stored std (``std**2 · n / (n - 1)``)."""
-_READABLE = (1, 2)
+prefix sums (recomputed when first needed: a third of the size). v3 adds ``n_finite``
+(a reference larger than ``profile_rows`` keeps a sample of its values). v1 profiles
+are still read, their variance derived from the stored std (``std**2 · n / (n - 1)``)."""
+_READABLE = (1, 2, 3)
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -73,6 +76,10 @@ class NumericProfile:
         mean / std / iqr: Of the finite values (std with ddof=0); None when there are none.
         var: The sample variance (ddof=1) of the finite values, for the t-test; None
             with fewer than two values or when it overflows.
+        n_finite: The finite values in the whole reference. It exceeds ``sample.n``
+            when the reference had more rows than a profile keeps (``profile_rows``):
+            ``sample`` then holds the values of a uniform sample of rows, while the
+            counts and mean/std/var are exact over all rows. None: ``sample.n``.
     """
 
     name: str
@@ -87,41 +94,52 @@ class NumericProfile:
     std: float | None
     iqr: float | None
     var: float | None = None
+    n_finite: int | None = None
 
     @classmethod
     def from_values(cls, name: str, values: FloatArray, *, n_bins: int = 10) -> NumericProfile:
         """Profile float64 ``values`` (NaN and ``±inf`` allowed)."""
         finite, nan, posinf, neginf = split_special(values)
-        sample = SortedSample.from_values(finite)
+        return cls.from_parts(
+            name,
+            finite,
+            NumericSummary(nan, posinf, neginf, Moments.of(finite)),
+            n_bins=n_bins,
+        )
+
+    @classmethod
+    def from_parts(
+        cls, name: str, values: FloatArray, summary: NumericSummary, *, n_bins: int = 10
+    ) -> NumericProfile:
+        """Profile from finite ``values`` (all of them, or those of a sample of rows)
+        and the exact counts and moments of the whole column."""
+        sample = SortedSample.from_values(values)
         cuts = quantile_cuts(sample.values, n_bins)
-        mean = std = iqr = var = None
+        iqr = None
         if sample.n:
-            with np.errstate(over="ignore", invalid="ignore"):
-                mean = _num(float(np.mean(sample.values)))
-                std = _num(float(np.std(sample.values)))
-                if sample.n > 1:
-                    var = _num(float(np.var(sample.values, ddof=1)))
             q1, q3 = sorted_quantiles(sample.values, [0.25, 0.75])
             iqr = _num(float(q3 - q1))
+        moments = summary.moments
         return cls(
             name=name,
             sample=sample,
-            n_missing=nan,
-            n_posinf=posinf,
-            n_neginf=neginf,
+            n_missing=summary.n_missing,
+            n_posinf=summary.n_posinf,
+            n_neginf=summary.n_neginf,
             n_bins=n_bins,
             cuts=cuts,
             bin_counts=bin_counts(cuts, sample.values, presorted=True),
-            mean=mean,
-            std=std,
+            mean=moments.mean,
+            std=moments.std,
             iqr=iqr,
-            var=var,
+            var=moments.var,
+            n_finite=None if moments.n == sample.n else moments.n,
         )
 
     @property
     def count(self) -> int:
-        """Finite values."""
-        return self.sample.n
+        """Finite values (in the whole reference)."""
+        return self.sample.n if self.n_finite is None else self.n_finite
 
     @property
     def n_rows(self) -> int:
@@ -200,15 +218,6 @@ class CategoricalProfile:
         return self.count + self.n_missing
 
 
-def _column(frame: pd.DataFrame, name: str) -> pd.Series[Any]:
-    if name not in frame.columns:
-        raise DataSourceError(f"the reference has no column {name!r}")
-    col = frame[name]
-    if isinstance(col, pd.DataFrame):
-        raise DataSourceError(f"the reference has more than one column named {name!r}")
-    return col
-
-
 @dataclass(frozen=True, eq=False)
 class ReferenceProfile:
     """What drift checks need from a reference frame (see the module docstring).
@@ -230,15 +239,23 @@ class ReferenceProfile:
     @classmethod
     def build(
         cls,
-        frame: pd.DataFrame,
+        frame: Any,
         numeric: Sequence[str] = (),
         categorical: Sequence[str] = (),
         *,
         psi_bins: int = 10,
         sample_rows: int = 20_000,
         seed: int = 0,
+        profile_rows: int = PROFILE_ROWS,
+        executor: PartitionMapper | None = None,
     ) -> ReferenceProfile:
         """Profile ``frame``'s ``numeric`` and ``categorical`` columns.
+
+        ``frame`` is a pandas frame, or whatever ``executor`` takes (Parquet files, a
+        Dask dataframe): the profile is built partition by partition
+        (:mod:`~retrainer.monitor.drift.partial`) and is the same on every executor.
+        A reference of more than ``profile_rows`` rows keeps the numeric values of
+        that many rows, drawn uniformly; counts and moments stay exact.
 
         Raises:
             ValueError: a column is named twice, or the options are out of range.
@@ -248,32 +265,46 @@ class ReferenceProfile:
         if len(set(names)) != len(names):
             twice = sorted({n for n in names if names.count(n) > 1})
             raise ValueError(f"expected each column once, got {', '.join(map(repr, twice))} twice")
-        if psi_bins < 2 or sample_rows < 0:
+        if psi_bins < 2 or sample_rows < 0 or profile_rows < 1:
             raise ValueError(
-                f"expected psi_bins >= 2 and sample_rows >= 0, got {psi_bins}, {sample_rows}"
+                "expected psi_bins >= 2, sample_rows >= 0 and profile_rows >= 1, got "
+                f"{psi_bins}, {sample_rows}, {profile_rows}"
             )
-        nums: dict[str, NumericProfile] = {}
-        sample_cols: dict[str, Any] = {}
-        rng = np.random.default_rng(seed)
-        take = min(len(frame), sample_rows)
-        rows = np.sort(rng.choice(len(frame), size=take, replace=False)).astype(np.int64)
-        for name in numeric:
-            values = numeric_values(_column(frame, name))
-            if values is None:
-                raise DataSourceError(
-                    f"reference column {name!r} should be numeric but holds "
-                    f"{frame[name].dtype} values"
-                )
-            nums[name] = NumericProfile.from_values(name, values, n_bins=psi_bins)
-            sample_cols[name] = values[rows]
+        got = gather(
+            executor or OnePartition(),
+            frame,
+            numeric,
+            categorical,
+            sample_rows=sample_rows,
+            seed=seed,
+            profile_rows=profile_rows,
+        )
+        nums = {
+            name: NumericProfile.from_parts(
+                name,
+                got.values[name],
+                NumericSummary(
+                    n_missing=sum(s.numeric[name].n_missing for s in got.summaries),
+                    n_posinf=sum(s.numeric[name].n_posinf for s in got.summaries),
+                    n_neginf=sum(s.numeric[name].n_neginf for s in got.summaries),
+                    moments=Moments.merge(s.numeric[name].moments for s in got.summaries),
+                ),
+                n_bins=psi_bins,
+            )
+            for name in numeric
+        }
         cats: dict[str, CategoricalProfile] = {}
         for name in categorical:
-            col = _column(frame, name)
-            cats[name] = CategoricalProfile.from_counts(name, *column_counts(col))
-            keys = category_keys(col.iloc[rows])  # a value's key never depends on the others
-            sample_cols[name] = pd.Series(keys, dtype=object)
-        sample = pd.DataFrame(sample_cols, index=pd.RangeIndex(take), columns=names)
-        return cls(n_rows=len(frame), numeric=nums, categorical=cats, sample=sample, seed=seed)
+            present: dict[str, int] = {}
+            missing = 0
+            for s in got.summaries:
+                counts, absent = s.categorical[name]
+                missing += absent
+                for key, count in counts.items():
+                    present[key] = present.get(key, 0) + count
+            cats[name] = CategoricalProfile.from_counts(name, present, missing)
+        n_rows = sum(s.rows for s in got.summaries)
+        return cls(n_rows=n_rows, numeric=nums, categorical=cats, sample=got.sample, seed=seed)
 
     @property
     def features(self) -> list[str]:
@@ -304,6 +335,7 @@ class ReferenceProfile:
                     "std": p.std,
                     "iqr": p.iqr,
                     "var": p.var,
+                    "n_finite": p.n_finite,
                 }
             )
             arrays[f"n{i}_values"] = p.sample.values
@@ -386,6 +418,7 @@ class ReferenceProfile:
                 std=h["std"],
                 iqr=h["iqr"],
                 var=h["var"] if version >= 2 else _v1_var(h["std"], sample.n),
+                n_finite=_n_finite(h.get("n_finite"), sample.n),
             )
             sample_cols[h["name"]] = _sized(arrays[f"n{i}_sample"], np.float64, take)
         cats: dict[str, CategoricalProfile] = {}
@@ -411,6 +444,15 @@ class ReferenceProfile:
             sample=sample_frame,
             seed=int(header["seed"]),
         )
+
+
+def _n_finite(value: Any, kept: int) -> int | None:
+    """A stored ``n_finite``: None (all values kept), or at least the values kept."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or value < kept:
+        raise ValueError(f"expected n_finite >= {kept} (the values kept), got {value!r}")
+    return value
 
 
 def _v1_var(std: float | None, n: int) -> float | None:
