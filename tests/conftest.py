@@ -127,6 +127,7 @@ evaluate:
 approval:
   mode: {approval}
 store: {store}
+executor: {executor}
 """
 
 
@@ -146,21 +147,45 @@ def synthetic_batch(seed: int, rows: int, *, start_day: int, flipped: bool = Fal
 
 @pytest.fixture
 def make_workspace(tmp_path: Path) -> Callable[..., Path]:
-    """Create a workspace folder: ``make_workspace(approval="auto", store=None) -> Path``.
+    """Create a workspace folder:
+    ``make_workspace(approval="auto", store=None, executor="local") -> Path``.
 
     The spec is SYNTHETIC_SPEC; the store defaults to SQLite inside the workspace.
     Write batches with ``add_batch(ws_dir, name, frame)``.
     """
 
-    def make(*, approval: str = "auto", store: str | None = None, name: str = "ws") -> Path:
+    def make(
+        *,
+        approval: str = "auto",
+        store: str | None = None,
+        name: str = "ws",
+        executor: str = "local",
+    ) -> Path:
         root = tmp_path / name
         (root / "data" / "batches").mkdir(parents=True)
         store_url = store or "sqlite:///.retrainer/retrainer.db"
-        spec = SYNTHETIC_SPEC.format(approval=approval, store=store_url)
+        spec = SYNTHETIC_SPEC.format(approval=approval, store=store_url, executor=executor)
         (root / "retrainer.yaml").write_text(spec)
         return root
 
     return make
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``dask://127.0.0.1:PORT`` of a LocalCluster (2 worker processes, one thread each,
+    spill files in a temporary folder), shared by this test process's Dask tests."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        local_directory=str(tmp_path_factory.mktemp("dask")),
+    ) as cluster:
+        yield "dask://" + str(cluster.scheduler_address).removeprefix("tcp://")
 
 
 def add_batch(root: Path, name: str, frame: pd.DataFrame) -> Path:

@@ -1,4 +1,5 @@
-"""The cycle runner end to end, on SQLite and on PostgreSQL alike.
+"""The cycle runner end to end, on SQLite and on PostgreSQL, on the local executor and
+on a Dask cluster alike.
 
 Each test builds a small workspace (SYNTHETIC_SPEC: LogisticRegression on a few hundred
 synthetic rows), writes batches into its source folder and runs whole cycles through
@@ -23,6 +24,7 @@ from sqlalchemy import func, select
 from conftest import add_batch, synthetic_batch
 from retrainer.errors import LeaseHeldError, PolicyError
 from retrainer.orchestrate import STEPS, CycleResult, run_cycle, workspace_status
+from retrainer.orchestrate.evidence import reference_profile
 from retrainer.registry import CHAMPION, list_events, load_model, promote, verify_chain
 from retrainer.registry.tables import Base
 from retrainer.spec import spec_hash
@@ -32,13 +34,23 @@ MODEL = "toy"
 NewWorkspace = Callable[..., Path]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("sqlite-dask", marks=pytest.mark.dask),
+        pytest.param("postgresql-dask", marks=[pytest.mark.postgres, pytest.mark.dask]),
+    ]
+)
 def new_ws(request: pytest.FixtureRequest, make_workspace: NewWorkspace) -> NewWorkspace:
-    """``new_ws(approval="auto") -> Path``: a workspace on SQLite (default) or PostgreSQL."""
-    store = None if request.param == "sqlite" else request.getfixturevalue("pg_schema_url")
+    """``new_ws(approval="auto") -> Path``: a workspace on SQLite (default) or PostgreSQL,
+    on the local executor or on a Dask cluster (``-dask``)."""
+    backend, _, on = str(request.param).partition("-")
+    store = None if backend == "sqlite" else request.getfixturevalue("pg_schema_url")
+    executor = request.getfixturevalue("dask_scheduler") if on == "dask" else "local"
 
     def make(*, approval: str = "auto") -> Path:
-        return make_workspace(approval=approval, store=store)
+        return make_workspace(approval=approval, store=store, executor=executor)
 
     return make
 
@@ -124,6 +136,11 @@ def test_first_cycle_trains_promotes_and_records_lineage(new_ws: NewWorkspace) -
         assert lineage["trigger"]["kind"] == "bootstrap"
         assert lineage["trigger"]["fire"] is True
         assert lineage["seed"] == 3
+        assert result.steps["train"]["executor"] == ws.spec.executor
+        # the profile built partition by partition on the executor: the local bytes
+        stored = ws.artifacts.get(lineage["reference_profile_sha256"])
+        train = ws.ledger.load_frame(train_snap)
+        assert stored == reference_profile(ws.spec, train).to_bytes()
 
         decision = info.decision
         assert decision["passed"] is True

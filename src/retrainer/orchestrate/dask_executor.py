@@ -45,6 +45,7 @@ class DaskExecutor:
         address: ``tcp://HOST:PORT`` of a scheduler, or None for a new LocalCluster.
         workers: Worker processes of a LocalCluster (None: Dask's default for this machine).
         memory_limit: Per-worker memory limit of a LocalCluster (Dask's syntax, e.g. "4GB").
+        connect_timeout: How long to try reaching a scheduler (Dask's syntax, e.g. "10s").
     """
 
     def __init__(
@@ -53,11 +54,13 @@ class DaskExecutor:
         *,
         workers: int | None = None,
         memory_limit: str | None = None,
+        connect_timeout: str = "10s",
     ) -> None:
         self.address = address
         self.name = "dask-local" if address is None else f"dask://{address.removeprefix('tcp://')}"
         self._workers = workers
         self._memory_limit = memory_limit
+        self._timeout = connect_timeout
         self._cluster: LocalCluster | None = None
         self._client: Client | None = None
 
@@ -75,7 +78,7 @@ class DaskExecutor:
                         "processes": True,
                         "threads_per_worker": 1,
                         "host": "127.0.0.1",
-                        "dashboard_address": None,
+                        "dashboard_address": "127.0.0.1:0",  # its HTTP routes: loopback
                     }
                     if self._workers is not None:
                         options["n_workers"] = self._workers
@@ -85,7 +88,7 @@ class DaskExecutor:
                     self._client = Client(self._cluster)
                 else:
                     try:
-                        self._client = Client(self.address, timeout="10s")
+                        self._client = Client(self.address, timeout=self._timeout)
                     except OSError as exc:
                         raise ExecutorError(
                             f"executor: cannot reach the Dask scheduler at {self.name}: {exc}"

@@ -162,8 +162,11 @@ def _identity(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def build_executor(value: str, *, workers: int | None = None) -> Executor:
-    """The executor ``value`` (the spec's ``executor``) names.
+def build_executor(
+    value: str, *, workers: int | None = None, connect_timeout: str = "10s"
+) -> Executor:
+    """The executor ``value`` (the spec's ``executor``) names; ``workers`` sizes a
+    ``dask-local`` cluster, ``connect_timeout`` bounds reaching a ``dask://`` scheduler.
 
     Raises:
         SpecError: the value is malformed, or Dask is not installed (with the fix).
@@ -181,7 +184,7 @@ def build_executor(value: str, *, workers: int | None = None) -> Executor:
             f"executor: {value!r} needs Dask, which is not installed ({exc}); "
             "install it with: pip install 'retrainer[dask]'"
         ) from exc
-    return DaskExecutor(address, workers=workers)
+    return DaskExecutor(address, workers=workers, connect_timeout=connect_timeout)
 
 
 def partitions_for(rows: int, partition_rows: int = DEFAULT_PARTITION_ROWS) -> int:

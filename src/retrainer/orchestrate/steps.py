@@ -367,6 +367,7 @@ class Steps(Promotion):
             "version": version,
             "sha256": sha,
             "seconds": round(time.perf_counter() - started, 3),
+            "executor": self.ws.executor.name,
         }
 
     def step_evaluate(self) -> dict[str, Any]:

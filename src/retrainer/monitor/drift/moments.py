@@ -9,8 +9,10 @@ merging :class:`Moments` of any split of the values gives the very same sum, and
 mean and variance derived from it are correctly rounded.
 
 The squares are exact too: ``x·x = p + e`` with ``p = fl(x·x)`` and the rounding error
-``e`` found by Dekker's product (Veltkamp splitting), so ``Σx²`` is exact as well. A
-value whose square overflows (``|x| > ~1e153``) makes the variance unknown (None).
+``e`` found by Dekker's product (Veltkamp splitting), so ``Σx²`` is exact as well, but
+for squares that underflow (``|x| < ~1e-146``: off by less than 1e-300 each, and the
+same on every split). A value whose square overflows (``|x| > ~1e153``) makes the
+variance unknown (None).
 """
 
 from __future__ import annotations
