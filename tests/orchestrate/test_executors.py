@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from retrainer.data.snapshot import dataset_sha256
 from retrainer.errors import DataSourceError, ExecutorError, SpecError
 from retrainer.evaluate.outputs import local_predict
 from retrainer.evaluate.partitioned import holdout_scores, partition_predict
@@ -147,3 +148,9 @@ def test_dask_local_starts_its_own_cluster_and_closes_it() -> None:
         assert executor.map_partitions(len, data(rows=10)) == [10]
     finally:
         executor.close()
+
+
+def test_a_dataset_hashes_the_same_on_dask_and_locally(dask_exec: Executor, tmp_path: Path) -> None:
+    frame = data(rows=900)
+    files = parquet_parts(frame, tmp_path, [300, 301])
+    assert dataset_sha256(dask_exec, files) == dataset_sha256(LocalExecutor(), files)

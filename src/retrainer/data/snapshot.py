@@ -2,6 +2,9 @@
 
 :func:`frame_sha256` identifies a frame by its content (column names, dtypes and values,
 in order), independent of the index and of how the frame was stored.
+:func:`partitioned_sha256` identifies a dataset kept in partitions (Parquet files, a
+Dask dataframe) from its partitions' hashes, computed where the partitions are
+(:func:`dataset_sha256`), without gathering the rows.
 :func:`frame_to_parquet` / :func:`frame_from_parquet` store and load the rows; a
 round trip keeps the hash for the usual dtypes (numbers, booleans, strings,
 datetimes, nullable integers, categoricals).
@@ -12,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import pandas as pd
 import pyarrow as pa
@@ -22,12 +27,17 @@ from pandas.util import hash_pandas_object
 from retrainer.errors import DataSourceError
 
 __all__ = [
+    "PARTITIONED_FORMAT",
     "SnapshotInfo",
+    "dataset_sha256",
     "describe_frame",
     "frame_from_parquet",
     "frame_sha256",
     "frame_to_parquet",
+    "partitioned_sha256",
 ]
+
+PARTITIONED_FORMAT = "retrainer.partitioned.v1"
 
 
 def frame_sha256(df: pd.DataFrame) -> str:
@@ -59,6 +69,45 @@ def frame_sha256(df: pd.DataFrame) -> str:
             ) from exc
         digest.update(hashes.to_numpy(dtype="<u8").tobytes())
     return digest.hexdigest()
+
+
+def partitioned_sha256(parts: Iterable[tuple[str, int]]) -> str:
+    """The identity of a dataset from its partitions' ``(frame_sha256, rows)`` pairs.
+
+    The combination is order-independent: the pairs are sorted (by hash, then rows) and
+    the sha256 is taken of the JSON ``{"format": "retrainer.partitioned.v1", "rows":
+    total, "partitions": [[hash, rows], ...]}`` (compact separators, sorted keys). The
+    same partitions listed in any order, or computed on any executor, give the same
+    hash; moving a row to another partition, changing a cell, a column or the row order
+    within a partition changes it. Empty partitions count (their hash names the columns).
+
+    Example:
+        >>> a, b = ("aa" * 32, 10), ("bb" * 32, 5)
+        >>> partitioned_sha256([a, b]) == partitioned_sha256([b, a])
+        True
+    """
+    pairs = sorted((str(h), int(n)) for h, n in parts)
+    body = {
+        "format": PARTITIONED_FORMAT,
+        "rows": sum(n for _, n in pairs),
+        "partitions": [list(p) for p in pairs],
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class _Mapper(Protocol):
+    def map_partitions(self, fn: Callable[[pd.DataFrame], Any], data: Any) -> list[Any]: ...
+
+
+def _digest(frame: pd.DataFrame) -> tuple[str, int]:
+    return frame_sha256(frame), len(frame)
+
+
+def dataset_sha256(executor: _Mapper, data: Any) -> str:
+    """:func:`partitioned_sha256` of ``data``, each partition hashed where it is (an
+    executor of :mod:`retrainer.orchestrate.executors`); only the hashes travel."""
+    return partitioned_sha256(executor.map_partitions(_digest, data))
 
 
 @dataclass(frozen=True)
