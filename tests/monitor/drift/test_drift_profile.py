@@ -114,7 +114,7 @@ def test_bytes_round_trip_is_exact_and_deterministic() -> None:
             d.n_missing,
         )
     pd.testing.assert_frame_equal(profile.sample, again.sample)
-    assert len(again.sample) == 500 and again.seed == 3
+    assert abs(len(again.sample) - 500) < 100 and again.seed == 3  # about 500: Bernoulli
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist())
 

@@ -7,18 +7,20 @@
    and the exact :class:`~retrainer.monitor.drift.moments.Moments` of its finite values,
    and per categorical column each category's count. These merge exactly (integers
    and exact sums), so counts, mean, variance and std are independent of the split.
-2. Rows are chosen by their position in the whole dataset: the domain classifier's
-   sample (``sample_rows`` rows drawn with ``seed``, as before) and, when the dataset
-   has more than ``profile_rows`` rows, the rows whose values make up the numeric
-   columns' sorted sample (KS, Wasserstein, PSI cuts and bins, IQR). With at most
-   ``profile_rows`` rows every finite value is kept, as a local profile always did.
-   Each partition returns only its chosen rows.
+2. Rows are chosen by a seeded 64-bit key computed from each row's own values
+   (:func:`profile_keys`): a row is kept when its key is below ``k / rows`` of the key
+   range, for ``k = sample_rows`` (the domain classifier's sample, ordered by key) and,
+   when the dataset has more than ``profile_rows`` rows, ``k = profile_rows`` (the rows
+   whose values make up the numeric columns' sorted sample: KS, Wasserstein, PSI cuts
+   and bins, IQR). Each is a Bernoulli sample of about ``k`` rows. With at most ``k``
+   rows every row is kept. Each partition returns only its chosen rows.
 
-The client sorts the chosen values and builds the
-:class:`~retrainer.monitor.drift.profile.ReferenceProfile`. Because row positions and
-exact sums do not depend on partition boundaries, a pandas frame in one partition, the
-same rows in Parquet files, and a Dask dataframe give byte-identical profiles
-(``to_bytes``), while the client holds at most ``profile_rows`` values per column.
+The client sorts what it got and builds the
+:class:`~retrainer.monitor.drift.profile.ReferenceProfile`. Exact sums, integer counts
+and value-keyed choices depend neither on partition boundaries nor on row order, so a
+pandas frame in one partition, the same rows in Parquet files or a Dask dataframe, in
+any order, give byte-identical profiles (``to_bytes``), while the client holds about
+``profile_rows`` values per column.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from retrainer.monitor.drift.moments import Moments
 __all__ = ["PROFILE_ROWS", "PartitionMapper", "build_profile", "sample_rows"]
 
 T = TypeVar("T")
-IntArray = np.ndarray[Any, np.dtype[np.int64]]
+UIntArray = np.ndarray[Any, np.dtype[np.uint64]]
 
 PROFILE_ROWS = 1_000_000
 """Numeric values kept per column of a reference larger than this: a uniform sample of
@@ -119,39 +121,69 @@ def _summarise(
     return Summary(rows=len(frame), numeric=nums, categorical=cats)
 
 
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _mix(h: UIntArray) -> UIntArray:
+    """SplitMix64's finaliser: every input bit moves every output bit (uint64 wraps)."""
+    with np.errstate(over="ignore"):
+        h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return h ^ (h >> np.uint64(31))
+
+
+def _seeded(rows: int, seed: int) -> UIntArray:
+    start = _mix(np.array([(seed * _GOLDEN + _GOLDEN) % 2**64], dtype=np.uint64))
+    return np.full(rows, start[0], dtype=np.uint64)
+
+
+def profile_keys(
+    frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str], seed: int
+) -> UIntArray:
+    """A seeded 64-bit key per row from its *values* in the profile's columns (numbers
+    as float64, -0.0 as 0.0, one NaN; categories as their keys), so a row's key does not
+    depend on its position, its partition or its column's dtype there."""
+    h = _seeded(len(frame), seed)
+    for name in numeric:
+        values = numeric_column(frame, name) + 0.0  # -0.0 -> 0.0
+        values[np.isnan(values)] = np.nan  # one NaN bit pattern
+        h = _mix(h ^ values.view(np.uint64))
+    for name in categorical:
+        keys = category_keys(column(frame, name))
+        h = _mix(h ^ pd.util.hash_array(keys, categorize=True).astype(np.uint64))
+    return h
+
+
+def _threshold(take: int, rows: int) -> int | None:
+    """Keep a row when its key is below this (None: keep every row)."""
+    return None if rows <= take else (take << 64) // rows
+
+
 @dataclass(frozen=True)
 class Picks:
-    """Pass 2's instructions for one partition: positions within it (sorted)."""
+    """Pass 2's instructions: keep rows whose key is below a threshold (None: all)."""
 
-    values: IntArray | None  # None: every row
-    sample: IntArray
+    values: int | None
+    sample: int | None
+    seed: int
 
 
 def _pick(
     frame: pd.DataFrame, picks: Picks, numeric: Sequence[str], categorical: Sequence[str]
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], UIntArray, dict[str, Any]]:
+    keys = profile_keys(frame, numeric, categorical, picks.seed)
+    chosen = None if picks.values is None else keys < np.uint64(picks.values)
+    rows = slice(None) if picks.sample is None else keys < np.uint64(picks.sample)
     values: dict[str, Any] = {}
     sample: dict[str, Any] = {}
     for name in numeric:
         col = numeric_column(frame, name)
-        chosen = col if picks.values is None else col[picks.values]
-        values[name] = chosen[np.isfinite(chosen)]
-        sample[name] = col[picks.sample]
+        kept = col if chosen is None else col[chosen]
+        values[name] = kept[np.isfinite(kept)]
+        sample[name] = col[rows]
     for name in categorical:
-        sample[name] = category_keys(column(frame, name).iloc[picks.sample])
-    return values, sample
-
-
-def _positions(n_rows: int, take: int, seed: Any) -> IntArray:
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(n_rows, size=take, replace=False)).astype(np.int64)
-
-
-def _split(rows: IntArray, offsets: IntArray) -> list[IntArray]:
-    """Global sorted positions -> per partition positions (partition ``i`` spans
-    ``offsets[i]`` to ``offsets[i + 1]``)."""
-    cuts = np.searchsorted(rows, offsets)
-    return [rows[cuts[i] : cuts[i + 1]] - offsets[i] for i in range(len(offsets) - 1)]
+        sample[name] = category_keys(column(frame, name))[rows]
+    return values, keys[rows], sample
 
 
 @dataclass(frozen=True)
@@ -174,32 +206,24 @@ def gather(
     profile_rows: int,
 ) -> Gathered:
     """Run both passes (see the module docstring) and merge what they return."""
-    summaries = executor.map_partitions(
-        partial(_summarise, numeric=list(numeric), categorical=list(categorical)), data
-    )
-    sizes = np.array([s.rows for s in summaries], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    n_rows = int(offsets[-1])
-    sample = _split(_positions(n_rows, min(n_rows, sample_rows), seed), offsets)
-    values: list[IntArray | None]
-    if n_rows <= profile_rows:
-        values = [None] * len(summaries)
-    else:
-        values = list(_split(_positions(n_rows, profile_rows, [seed, 1]), offsets))
-    picks = [Picks(v, s) for v, s in zip(values, sample, strict=True)]
-    parts = executor.map_partitions(
-        partial(_pick, numeric=list(numeric), categorical=list(categorical)), data, picks
-    )
-    take = sum(len(s) for s in sample)
+    nums, cats = list(numeric), list(categorical)
+    summaries = executor.map_partitions(partial(_summarise, numeric=nums, categorical=cats), data)
+    n_rows = sum(s.rows for s in summaries)
+    picks = Picks(_threshold(profile_rows, n_rows), _threshold(sample_rows, n_rows), seed)
+    pick = partial(_pick, numeric=nums, categorical=cats)
+    parts = executor.map_partitions(pick, data, [picks] * len(summaries))
+    keys = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, dtype=np.uint64)
+    order = np.argsort(keys, kind="stable")  # equal keys: equal rows (but for collisions)
     columns: dict[str, Any] = {}
     for name in numeric:
-        chunks = [p[1][name] for p in parts]
-        columns[name] = np.concatenate(chunks) if chunks else np.empty(0)
+        chunks = [p[2][name] for p in parts]
+        columns[name] = (np.concatenate(chunks) if chunks else np.empty(0))[order]
     for name in categorical:
-        chunks = [p[1][name] for p in parts]
-        keys = np.concatenate(chunks) if chunks else np.empty(0, dtype=object)
-        columns[name] = pd.Series(keys, dtype=object)
-    frame = pd.DataFrame(columns, index=pd.RangeIndex(take), columns=[*numeric, *categorical])
+        chunks = [p[2][name] for p in parts]
+        keyed = np.concatenate(chunks) if chunks else np.empty(0, dtype=object)
+        columns[name] = pd.Series(keyed[order], dtype=object)
+    index = pd.RangeIndex(len(order))
+    frame = pd.DataFrame(columns, index=index, columns=[*numeric, *categorical])
     merged = {
         name: np.concatenate([p[0][name] for p in parts]) if parts else np.empty(0)
         for name in numeric
@@ -207,22 +231,34 @@ def gather(
     return Gathered(summaries=summaries, values=merged, sample=frame)
 
 
+def _row_keys(frame: pd.DataFrame, seed: int) -> UIntArray:
+    hashed: UIntArray = np.asarray(pd.util.hash_pandas_object(frame, index=False), np.uint64)
+    return _mix(hashed ^ _seeded(len(frame), seed))
+
+
+def _keep(frame: pd.DataFrame, threshold: int | None, seed: int) -> tuple[pd.DataFrame, UIntArray]:
+    keys = _row_keys(frame, seed)
+    if threshold is None:
+        return frame, keys
+    mask = keys < np.uint64(threshold)
+    return frame[mask], keys[mask]
+
+
 def sample_rows(executor: PartitionMapper, data: Any, n: int, *, seed: int) -> pd.DataFrame:
-    """Up to ``n`` whole rows of ``data`` chosen uniformly by position with ``seed``
-    (every row, in order, when it has at most ``n``); the same rows on any executor."""
-    sizes = np.array(executor.map_partitions(len, data), dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    n_rows = int(offsets[-1])
-    if n_rows <= n:
-        positions: list[Any] = [None] * len(sizes)
-    else:
-        positions = list(_split(_positions(n_rows, n, seed), offsets))
-    parts = executor.map_partitions(_rows, data, positions)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-
-
-def _rows(frame: pd.DataFrame, positions: IntArray | None) -> pd.DataFrame:
-    return frame if positions is None else frame.iloc[positions]
+    """About ``n`` whole rows of ``data``, each kept when its seeded hash (of its values)
+    falls below ``n / rows`` of the hash range, ordered by that hash: the same rows in
+    any partitioning or row order. Every row, in order, when ``data`` has at most ``n``."""
+    n_rows = sum(executor.map_partitions(len, data))
+    threshold = _threshold(n, n_rows)
+    parts = executor.map_partitions(partial(_keep, threshold=threshold, seed=seed), data)
+    frames = [p[0] for p in parts]
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    if threshold is None:
+        return out
+    keys = np.concatenate([p[1] for p in parts])
+    return out.iloc[np.argsort(keys, kind="stable")].reset_index(drop=True)
 
 
 def build_profile(
