@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from retrainer.data.parts import ParquetFiles
 from retrainer.data.snapshot import dataset_sha256, frame_sha256, partitioned_sha256
-from retrainer.orchestrate.executors import LocalExecutor, ParquetFiles
+from retrainer.orchestrate.executors import LocalExecutor
 
 
 def parts() -> list[pd.DataFrame]:

@@ -14,13 +14,14 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from retrainer.data.parts import ParquetFiles
 from retrainer.data.snapshot import dataset_sha256
 from retrainer.errors import DataSourceError, ExecutorError, SpecError
 from retrainer.evaluate.outputs import local_predict
 from retrainer.evaluate.partitioned import holdout_scores, partition_predict
 from retrainer.monitor.drift import drift_report
 from retrainer.monitor.drift.partial import build_profile, sample_rows
-from retrainer.orchestrate.executors import Executor, LocalExecutor, ParquetFiles, build_executor
+from retrainer.orchestrate.executors import Executor, LocalExecutor, build_executor
 from retrainer.spec import parse_executor
 
 pytestmark = pytest.mark.dask

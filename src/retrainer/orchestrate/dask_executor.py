@@ -21,8 +21,9 @@ import pandas as pd
 from dask.delayed import delayed
 from distributed import Client, LocalCluster
 
+from retrainer.data.parts import ParquetFiles
 from retrainer.errors import ExecutorError
-from retrainer.orchestrate.executors import Data, ParquetFiles, partitions_for
+from retrainer.orchestrate.executors import Data, partitions_for
 
 if TYPE_CHECKING:
     from retrainer.train.trainers import Trainer

@@ -22,13 +22,12 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pandas as pd
-import pyarrow.parquet as pq
 
-from retrainer.errors import DataSourceError, SpecError
+from retrainer.data.parts import ParquetFiles
+from retrainer.errors import SpecError
 from retrainer.spec import parse_executor
 
 if TYPE_CHECKING:
@@ -38,7 +37,6 @@ __all__ = [
     "DEFAULT_PARTITION_ROWS",
     "Executor",
     "LocalExecutor",
-    "ParquetFiles",
     "build_executor",
 ]
 
@@ -48,37 +46,6 @@ T = TypeVar("T")
 
 DEFAULT_PARTITION_ROWS = 250_000
 """Rows per partition when a pandas frame is handed to the Dask executor."""
-
-
-@dataclass(frozen=True)
-class ParquetFiles:
-    """Parquet files read as one dataset, one partition per file, in the order given.
-
-    Attributes:
-        paths: Local paths or fsspec URIs.
-        columns: The columns to read (None: all).
-    """
-
-    paths: tuple[str, ...]
-    columns: tuple[str, ...] | None = None
-
-    def read(self, index: int) -> pd.DataFrame:
-        """Partition ``index`` as a pandas frame.
-
-        Raises:
-            DataSourceError: the file is missing or not Parquet (the message names it).
-        """
-        path = self.paths[index]
-        try:
-            table = pq.read_table(path, columns=list(self.columns) if self.columns else None)
-        except (OSError, ValueError) as exc:
-            raise DataSourceError(f"{path}: cannot read Parquet: {exc}") from exc
-        frame: pd.DataFrame = table.to_pandas()
-        return frame
-
-    def select(self, columns: Sequence[str]) -> ParquetFiles:
-        """The same files, reading only ``columns``."""
-        return ParquetFiles(self.paths, tuple(columns))
 
 
 Data = Any

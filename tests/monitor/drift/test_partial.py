@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from retrainer.data.parts import ParquetFiles
 from retrainer.errors import DataSourceError
 from retrainer.monitor.drift import ReferenceProfile, drift_report
 from retrainer.monitor.drift.partial import build_profile, sample_rows
-from retrainer.orchestrate.executors import LocalExecutor, ParquetFiles
+from retrainer.orchestrate.executors import LocalExecutor
 
 T = TypeVar("T")
 

@@ -1,0 +1,112 @@
+"""Datasets kept in parts: Parquet files read one at a time, where the executor runs.
+
+:class:`ParquetFiles` is a list of Parquet files (local paths or fsspec URIs) read as one
+dataset, one partition per file, in the order given. A file may carry the sha256 its
+bytes must have (a snapshot blob of the artifact store: a changed or truncated blob is
+refused, as :meth:`~retrainer.registry.artifacts.ArtifactStore.get` would) and a mask of
+the rows to keep, stored packed (one bit a row), so that a training window selected
+from many batches is described by a few bytes per batch and read lazily.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import fsspec
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from retrainer.errors import ArtifactIntegrityError, DataSourceError
+
+__all__ = ["ParquetFiles", "pack_mask", "unpack_mask"]
+
+BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
+
+
+def pack_mask(mask: Any) -> bytes:
+    """A boolean row mask as bytes (one bit a row)."""
+    return np.packbits(np.asarray(mask, dtype=bool)).tobytes()
+
+
+def unpack_mask(packed: bytes, rows: int) -> BoolArray:
+    """:func:`pack_mask`'s bytes back as a mask of ``rows`` rows.
+
+    Raises:
+        ValueError: the bytes hold fewer than ``rows`` bits.
+    """
+    bits = np.frombuffer(packed, dtype=np.uint8)
+    if bits.size * 8 < rows:
+        raise ValueError(f"a row mask of {bits.size * 8} bits for {rows} rows")
+    mask: BoolArray = np.unpackbits(bits, count=rows).astype(bool)
+    return mask
+
+
+@dataclass(frozen=True)
+class ParquetFiles:
+    """Parquet files read as one dataset (see the module docstring).
+
+    Attributes:
+        paths: Local paths or fsspec URIs, one partition each.
+        columns: The columns to read (None: all).
+        sha256: Per file, the sha256 its bytes must have (None: not checked).
+        keep: Per file, the packed mask of rows to keep (None: every row).
+    """
+
+    paths: tuple[str, ...]
+    columns: tuple[str, ...] | None = None
+    sha256: tuple[str | None, ...] | None = None
+    keep: tuple[bytes | None, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("sha256", "keep"):
+            value = getattr(self, name)
+            if value is not None and len(value) != len(self.paths):
+                raise ValueError(f"expected one {name} per path, got {len(value)}")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def read(self, index: int) -> pd.DataFrame:
+        """Partition ``index`` as a pandas frame (only its kept rows).
+
+        Raises:
+            DataSourceError: the file is missing or not Parquet (the message names it).
+            ArtifactIntegrityError: its bytes do not have the expected sha256.
+        """
+        path = self.paths[index]
+        try:
+            with fsspec.open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise DataSourceError(f"{path}: cannot read Parquet: {exc}") from exc
+        expected = None if self.sha256 is None else self.sha256[index]
+        if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+            raise ArtifactIntegrityError(
+                f"{path}: its bytes no longer have sha256 {expected} (changed or truncated)"
+            )
+        try:
+            columns = list(self.columns) if self.columns is not None else None
+            frame: pd.DataFrame = pq.read_table(io.BytesIO(data), columns=columns).to_pandas()
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise DataSourceError(f"{path}: cannot read Parquet: {exc}") from exc
+        packed = None if self.keep is None else self.keep[index]
+        if packed is None:
+            return frame
+        return frame[unpack_mask(packed, len(frame))].reset_index(drop=True)
+
+    def select(self, columns: Sequence[str]) -> ParquetFiles:
+        """The same files, reading only ``columns``."""
+        return replace(self, columns=tuple(columns))
+
+    def masked(self, keep: Sequence[bytes | None]) -> ParquetFiles:
+        """The same files keeping only the rows of ``keep`` (packed masks over every row
+        of each file, as :func:`pack_mask` makes them)."""
+        if self.keep is not None:
+            raise ValueError("these files are masked already")
+        return replace(self, keep=tuple(keep))
