@@ -127,7 +127,6 @@ evaluate:
 approval:
   mode: {approval}
 store: {store}
-executor: {executor}
 """
 
 
@@ -164,7 +163,8 @@ def make_workspace(tmp_path: Path) -> Callable[..., Path]:
         root = tmp_path / name
         (root / "data" / "batches").mkdir(parents=True)
         store_url = store or "sqlite:///.retrainer/retrainer.db"
-        spec = SYNTHETIC_SPEC.format(approval=approval, store=store_url, executor=executor)
+        spec = SYNTHETIC_SPEC.format(approval=approval, store=store_url)
+        spec += f"executor: {executor}\n"
         (root / "retrainer.yaml").write_text(spec)
         return root
 

@@ -91,6 +91,12 @@ class EvaluateSection(Section):
     non_inferiority_margin: float | None = Field(default=None, ge=0.0)
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     bootstrap_resamples: int = Field(default=1000, ge=100, le=100_000)
+    max_holdout_rows: int = Field(
+        default=1_000_000,
+        ge=1_000,
+        description="on a Dask executor, a larger holdout is judged on a uniform sample "
+        "of about this many rows, gathered from the workers",
+    )
     min_metric: float | None = Field(default=None, description="absolute floor for any candidate")
     secondary: dict[str, SecondaryMetric] = Field(default_factory=dict)
     slices: Annotated[SlicesSpec | None, BeforeValidator(_columns_shorthand)] = None

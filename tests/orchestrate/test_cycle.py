@@ -137,6 +137,9 @@ def test_first_cycle_trains_promotes_and_records_lineage(new_ws: NewWorkspace) -
         assert lineage["trigger"]["fire"] is True
         assert lineage["seed"] == 3
         assert result.steps["train"]["executor"] == ws.spec.executor
+        in_parts = ws.spec.executor != "local"  # the window stays on the cluster
+        assert (ws.ledger.parts(train_snap) is not None) == in_parts
+        assert (ws.ledger.parts(hold_snap) is not None) == in_parts
         # the profile built partition by partition on the executor: the local bytes
         stored = ws.artifacts.get(lineage["reference_profile_sha256"])
         train = ws.ledger.load_frame(train_snap)

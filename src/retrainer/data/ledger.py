@@ -9,7 +9,9 @@ deleted. Watermarks advance in the same transaction as the batches they cover.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import base64
+import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,15 +20,24 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from retrainer.data.snapshot import describe_frame, frame_from_parquet, frame_to_parquet
+from retrainer.data.parts import ParquetFiles
+from retrainer.data.snapshot import (
+    SnapshotInfo,
+    describe_frame,
+    frame_from_parquet,
+    frame_to_parquet,
+)
 from retrainer.data.sources import BatchRef
-from retrainer.errors import ConflictError, NotFoundError
+from retrainer.errors import ConflictError, DataSourceError, NotFoundError
 from retrainer.registry.artifacts import ArtifactStore
 from retrainer.registry.audit import append_event
 from retrainer.registry.db import Database, as_utc
 from retrainer.registry.tables import Batch, BatchScore, Snapshot, Watermark
 
-__all__ = ["BatchRecord", "Ledger", "ScoreRecord", "SnapshotRecord"]
+__all__ = ["PARTS_FORMAT", "BatchRecord", "Ledger", "ScoreRecord", "SnapshotRecord"]
+
+PARTS_FORMAT = "retrainer.snapshot-parts.v1"
+"""A snapshot kept in parts: its blob is this JSON manifest instead of Parquet."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,20 @@ class Ledger:
     ) -> SnapshotRecord:
         """Store ``frame``'s rows and record them; the same rows and kind reuse the record."""
         info = describe_frame(frame, time_column=time_column)
+        return self._record(
+            model, kind, source_uri, info, lambda: self.artifacts.put(frame_to_parquet(frame))
+        )
+
+    def _record(
+        self,
+        model: str,
+        kind: str,
+        source_uri: str,
+        info: SnapshotInfo,
+        store: Callable[[], str],
+    ) -> SnapshotRecord:
+        """The snapshot of ``info``'s rows: the existing record, or ``store()`` the blob
+        and record it."""
 
         def find(s: Session) -> Snapshot | None:
             return s.scalar(
@@ -138,7 +163,7 @@ class Ledger:
         existing = self.db.transaction(find)
         if existing is not None and self.artifacts.exists(existing.artifact_sha256):
             return _snap(existing)
-        sha = self.artifacts.put(frame_to_parquet(frame))
+        sha = store()
 
         def insert(s: Session) -> SnapshotRecord:
             row = Snapshot(
@@ -171,9 +196,61 @@ class Ledger:
         return self.db.transaction(fn)
 
     def load_frame(self, snapshot: SnapshotRecord) -> pd.DataFrame:
-        """The snapshot's rows, verified against the stored hash."""
+        """The snapshot's rows, verified against the stored hash (a snapshot in parts is
+        read part by part and gathered here)."""
         data = self.artifacts.get(snapshot.artifact_sha256, what=f"snapshot {snapshot.id}")
-        return frame_from_parquet(data)
+        files = self._manifest(data, snapshot)
+        if files is None:
+            return frame_from_parquet(data)
+        frames = [files.read(i) for i in range(len(files))]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def files(self, snapshots: Sequence[SnapshotRecord]) -> ParquetFiles:
+        """Whole-frame snapshots as one dataset in parts, read lazily (each blob's
+        sha256 checked as it is read)."""
+        shas = [s.artifact_sha256 for s in snapshots]
+        return ParquetFiles(tuple(self.artifacts.uri_of(h) for h in shas), sha256=tuple(shas))
+
+    def parts(self, snapshot: SnapshotRecord) -> ParquetFiles | None:
+        """The parts of a snapshot kept in parts (:meth:`snapshot_parts`), else None."""
+        data = self.artifacts.get(snapshot.artifact_sha256, what=f"snapshot {snapshot.id}")
+        return self._manifest(data, snapshot)
+
+    def snapshot_parts(
+        self, model: str, kind: str, source_uri: str, files: ParquetFiles, info: SnapshotInfo
+    ) -> SnapshotRecord:
+        """Record rows kept in parts (masked whole-frame snapshots, see :meth:`files`)
+        without gathering them: a small manifest names each part's blob and row mask;
+        ``info`` is :func:`~retrainer.data.snapshot.describe_parts` of ``files``."""
+        if files.sha256 is None or any(h is None for h in files.sha256):
+            raise ValueError("parts of a snapshot must be stored blobs with their sha256")
+        keep = files.keep or (None,) * len(files)
+        manifest = {
+            "format": PARTS_FORMAT,
+            "parts": [
+                {"sha256": h, "keep": None if k is None else base64.b64encode(k).decode()}
+                for h, k in zip(files.sha256, keep, strict=True)
+            ],
+        }
+        blob = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+        return self._record(model, kind, source_uri, info, lambda: self.artifacts.put(blob))
+
+    def _manifest(self, data: bytes, snapshot: SnapshotRecord) -> ParquetFiles | None:
+        if not data.startswith(b"{"):
+            return None
+        try:
+            manifest = json.loads(data)
+            if manifest.get("format") != PARTS_FORMAT:
+                raise ValueError(f"format {manifest.get('format')!r}")
+            shas = tuple(str(p["sha256"]) for p in manifest["parts"])
+            keep = tuple(
+                None if p["keep"] is None else base64.b64decode(p["keep"])
+                for p in manifest["parts"]
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataSourceError(f"snapshot {snapshot.id}: not a valid manifest: {exc}") from exc
+        uris = tuple(self.artifacts.uri_of(h) for h in shas)
+        return ParquetFiles(uris, sha256=shas, keep=keep)
 
     # -- batches and watermarks -------------------------------------------------------
 

@@ -100,6 +100,15 @@ class ParquetFiles:
             return frame
         return frame[unpack_mask(packed, len(frame))].reset_index(drop=True)
 
+    def part(self, index: int) -> ParquetFiles:
+        """File ``index`` alone (what one task on a worker needs)."""
+        return ParquetFiles(
+            (self.paths[index],),
+            self.columns,
+            None if self.sha256 is None else (self.sha256[index],),
+            None if self.keep is None else (self.keep[index],),
+        )
+
     def select(self, columns: Sequence[str]) -> ParquetFiles:
         """The same files, reading only ``columns``."""
         return replace(self, columns=tuple(columns))

@@ -26,6 +26,8 @@ __all__ = [
     "Findings",
     "as_time",
     "deduplicate",
+    "merge_null_counts",
+    "null_counts",
     "null_shares",
     "statistical_checks",
 ]
@@ -166,9 +168,22 @@ def as_time(s: pd.Series) -> pd.Series:
 
 def null_shares(df: pd.DataFrame) -> dict[str, float]:
     """Each column's share of nulls: the baseline ``NULL_STORM`` compares with."""
-    if len(df) == 0:
+    return merge_null_counts([null_counts(df)])
+
+
+def null_counts(df: pd.DataFrame) -> tuple[int, dict[str, int]]:
+    """(rows, nulls per column) of one part of a dataset."""
+    return len(df), {str(k): int(v) for k, v in df.isna().sum().items()}
+
+
+def merge_null_counts(parts: Sequence[tuple[int, dict[str, int]]]) -> dict[str, float]:
+    """:func:`null_shares` of a dataset from its parts' :func:`null_counts` (columns of
+    the first part)."""
+    rows = sum(n for n, _ in parts)
+    if rows == 0:
         return {}
-    return {str(k): float(v) for k, v in df.isna().mean().items()}
+    names = list(parts[0][1])
+    return {k: sum(counts.get(k, 0) for _, counts in parts) / rows for k in names}
 
 
 # -- helpers for messages -----------------------------------------------------------------

@@ -17,6 +17,7 @@ import io
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import pandas as pd
@@ -31,6 +32,7 @@ __all__ = [
     "SnapshotInfo",
     "dataset_sha256",
     "describe_frame",
+    "describe_parts",
     "frame_from_parquet",
     "frame_sha256",
     "frame_to_parquet",
@@ -97,7 +99,7 @@ def partitioned_sha256(parts: Iterable[tuple[str, int]]) -> str:
 
 
 class _Mapper(Protocol):
-    def map_partitions(self, fn: Callable[[pd.DataFrame], Any], data: Any) -> list[Any]: ...
+    def map_partitions(self, fn: Callable[..., Any], data: Any) -> list[Any]: ...
 
 
 def _digest(frame: pd.DataFrame) -> tuple[str, int]:
@@ -157,11 +159,17 @@ def describe_frame(df: pd.DataFrame, *, time_column: str | None) -> SnapshotInfo
 
 
 def _time_range(values: pd.Series, name: str) -> tuple[str | None, str | None]:
+    low, high = _time_bounds(values, name)
+    return (None, None) if low is None else (_iso(low), _iso(high))
+
+
+def _time_bounds(values: pd.Series, name: str) -> tuple[Any, Any]:
+    """(earliest, latest) of a time column: numbers, or timestamps (strings parsed)."""
     values = values.dropna()
     if values.empty:
         return None, None
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        return str(values.min()), str(values.max())
+        return values.min(), values.max()
     if not pd.api.types.is_datetime64_any_dtype(values):
         try:
             values = pd.to_datetime(values, format="ISO8601")
@@ -170,8 +178,38 @@ def _time_range(values: pd.Series, name: str) -> tuple[str | None, str | None]:
                 f"time column {name!r} must hold ISO-8601 times; e.g. {values.iloc[0]!r} "
                 f"is not one ({exc})"
             ) from exc
-    low, high = values.min(), values.max()
-    return _iso(low), _iso(high)
+    return values.min(), values.max()
+
+
+def _describe_part(
+    frame: pd.DataFrame, *, time_column: str | None
+) -> tuple[str, int, dict[str, str], Any, Any]:
+    low = high = None
+    if time_column is not None:
+        if time_column not in frame.columns:
+            raise DataSourceError(f"time column {time_column!r} is not in the data")
+        low, high = _time_bounds(frame[time_column], time_column)
+    dtypes = {str(name): str(dtype) for name, dtype in frame.dtypes.items()}
+    return frame_sha256(frame), len(frame), dtypes, low, high
+
+
+def describe_parts(executor: _Mapper, data: Any, *, time_column: str | None) -> SnapshotInfo:
+    """:func:`describe_frame` of a dataset in parts, each part described where it is:
+    the hash is :func:`partitioned_sha256`, the columns are the first part's.
+
+    Raises:
+        DataSourceError: ``time_column`` is missing from a part, or not times.
+    """
+    parts = executor.map_partitions(partial(_describe_part, time_column=time_column), data)
+    lows = [p[3] for p in parts if p[3] is not None]
+    highs = [p[4] for p in parts if p[4] is not None]
+    return SnapshotInfo(
+        content_hash=partitioned_sha256((p[0], p[1]) for p in parts),
+        row_count=sum(p[1] for p in parts),
+        columns=parts[0][2] if parts else {},
+        time_min=_iso(min(lows)) if lows else None,
+        time_max=_iso(max(highs)) if highs else None,
+    )
 
 
 def _iso(value: object) -> str:

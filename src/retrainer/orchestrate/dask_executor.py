@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _read(files: ParquetFiles, index: int) -> pd.DataFrame:
-    return files.read(index)
+def _read(files: ParquetFiles) -> pd.DataFrame:
+    return files.read(0)
 
 
 class DaskExecutor:
@@ -101,7 +101,7 @@ class DaskExecutor:
             n = partitions_for(len(data))
             data = dd.from_pandas(data, npartitions=n, sort=False)
         if isinstance(data, ParquetFiles):
-            return [delayed(_read)(data, i) for i in range(len(data.paths))]
+            return [delayed(_read)(data.part(i)) for i in range(len(data.paths))]
         if isinstance(data, dd.DataFrame):
             return list(data.to_delayed())
         raise TypeError(

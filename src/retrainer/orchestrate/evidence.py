@@ -98,12 +98,13 @@ def build_evidence(
     spec: PipelineSpec,
     artifacts: ArtifactStore,
     model: Any,
-    train: pd.DataFrame,
+    train: Any,
     holdout: pd.DataFrame,
     *,
     executor: PartitionMapper | None = None,
 ) -> dict[str, str]:
-    """Build, store and name (for the lineage) the profile and calibration of a version."""
+    """Build, store and name (for the lineage) the profile and calibration of a version;
+    ``train`` is a frame, or data in parts that ``executor`` reads."""
     out = {PROFILE_KEY: artifacts.put(reference_profile(spec, train, executor).to_bytes())}
     cbpe = cbpe_calibration(spec, model, holdout)
     if cbpe is not None:

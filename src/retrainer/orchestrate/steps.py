@@ -18,15 +18,13 @@ import numpy as np
 import pandas as pd
 
 from retrainer.data.ledger import SnapshotRecord
-from retrainer.data.rules import null_shares
+from retrainer.data.parts import ParquetFiles
 from retrainer.data.screen import Reference, batch_flags, screen_pending
 from retrainer.data.sources import BatchRef
 from retrainer.deploy.store import RolloutStore
 from retrainer.errors import ConflictError, DataSourceError, DiskFullError, RetrainerError
 from retrainer.evaluate.compare import evaluate_candidate
 from retrainer.evaluate.metrics import METRICS
-from retrainer.evaluate.outputs import Predict, local_predict
-from retrainer.evaluate.partitioned import partition_predict
 from retrainer.evaluate.servability import StoredArtifact
 from retrainer.governance.lineage import (
     fitted_lineage,
@@ -34,6 +32,7 @@ from retrainer.governance.lineage import (
     store_spec,
     training_lineage,
 )
+from retrainer.monitor.drift.partial import sample_rows
 from retrainer.monitor.performance import model_outputs, realised_metrics
 from retrainer.monitor.triggers import TriggerContext, decide
 from retrainer.orchestrate.evidence import (
@@ -43,6 +42,7 @@ from retrainer.orchestrate.evidence import (
     policy_evidence,
 )
 from retrainer.orchestrate.promote_step import Promotion
+from retrainer.orchestrate.step_data import StepData
 from retrainer.registry import CHAMPION
 from retrainer.registry.db import as_utc
 from retrainer.spec import spec_hash
@@ -71,7 +71,7 @@ def why(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, RetrainerError) else f"{type(exc).__name__}: {exc}"
 
 
-class Steps(Promotion):
+class Steps(StepData, Promotion):
     """The steps of one run; each returns its JSON output (or raises Stop)."""
 
     def __init__(
@@ -87,23 +87,10 @@ class Steps(Promotion):
         self.manual_reason = manual_reason
         self.outputs = outputs
         self._frames: dict[int, pd.DataFrame] = {}
+        self._parts: dict[int, ParquetFiles | None] = {}
         self._models: dict[int, Any] = {}
 
     # -- helpers ----------------------------------------------------------------------
-
-    def _frame(self, snapshot_id: int) -> pd.DataFrame:
-        if snapshot_id not in self._frames:
-            self._frames[snapshot_id] = self.ws.ledger.load_frame(
-                self.ws.ledger.get_snapshot(snapshot_id)
-            )
-        return self._frames[snapshot_id]
-
-    @property
-    def _predict(self) -> Predict:
-        """How models score frames: in this process, or partition by partition on the
-        workspace's executor."""
-        executor = self.ws.executor
-        return local_predict if executor.name == "local" else partition_predict(executor)
 
     def _load_version(self, version: int) -> Any:
         if version not in self._models:
@@ -160,7 +147,7 @@ class Steps(Promotion):
             if snap is None:
                 return None
             label = f"the champion's training data (v{champion})"
-            return Reference(label, null_shares(self._frame(int(snap))))
+            return Reference(label, self._null_shares(int(snap)))
 
         return screen_pending(
             self.ws.ledger,
@@ -281,14 +268,16 @@ class Steps(Promotion):
     def step_datasets(self) -> dict[str, Any]:
         spec, ledger = self.spec, self.ws.ledger
         batches = ledger.batches(self.model, status=("accepted", "released"))
-        frames = [self._frame(b.snapshot_id) for b in batches if b.snapshot_id is not None]
-        data = pd.concat(frames, ignore_index=True)
         tcol = spec.data.time_column
-        train, holdout, overlap = training_sets(data, spec)
         uri = f"{self.model}:accepted-batches"
-        tsnap = ledger.snapshot(self.model, "train", uri, train, time_column=tcol)
-        hsnap = ledger.snapshot(self.model, "holdout", uri, holdout, time_column=tcol)
-        self._frames[tsnap.id], self._frames[hsnap.id] = train, holdout
+        if self._in_parts:
+            tsnap, hsnap, overlap = self._sets_in_parts(batches, uri)
+        else:
+            frames = [self._frame(b.snapshot_id) for b in batches if b.snapshot_id is not None]
+            train, holdout, overlap = training_sets(pd.concat(frames, ignore_index=True), spec)
+            tsnap = ledger.snapshot(self.model, "train", uri, train, time_column=tcol)
+            hsnap = ledger.snapshot(self.model, "holdout", uri, holdout, time_column=tcol)
+            self._frames[tsnap.id], self._frames[hsnap.id] = train, holdout
         kind = self.outputs["decide"]["kind"]
         key = hashlib.sha256(
             "\x1f".join(
@@ -330,9 +319,13 @@ class Steps(Promotion):
                     reason="interrupted before it was registered",
                 )
         ds = self.outputs["datasets"]
-        train_frame = self._frame(ds["train"]["id"])
+        train_data = self._dataset(ds["train"]["id"])
+        checked = train_data
+        if not isinstance(checked, pd.DataFrame):  # the checks read a sample anyway
+            limit, seed = self.spec.train.leakage.max_rows, self.spec.train.seed
+            checked = sample_rows(self.ws.executor, checked, limit, seed=seed)
         leakage = check_leakage(
-            train_frame,
+            checked,
             self.spec.model,
             self.spec.train.leakage,
             seed=self.spec.train.seed,
@@ -352,8 +345,8 @@ class Steps(Promotion):
         started = time.perf_counter()
         try:
             store_spec(self.ws)
-            with model_threads(len(train_frame)):
-                fitted = self.ws.executor.fit(trainer, train_frame, seed=self.spec.train.seed)
+            with model_threads(int(ds["train"]["row_count"])):
+                fitted = self.ws.executor.fit(trainer, train_data, seed=self.spec.train.seed)
             sha = self.ws.artifacts.put(dump_model(fitted))
             fitted_info = fitted_lineage(fitted)
         except BaseException as exc:
@@ -385,7 +378,7 @@ class Steps(Promotion):
             record = evaluate_candidate(
                 candidate,
                 champion,
-                self._frame(self.outputs["datasets"]["holdout"]["id"]),
+                self._judged(self.outputs["datasets"]["holdout"]["id"]),
                 model=self.spec.model,
                 evaluate=self.spec.evaluate,
                 champion_version=champion_version,
@@ -411,7 +404,7 @@ class Steps(Promotion):
         if snap is None:
             return None
         try:
-            return self._frame(int(snap))
+            return self._judged(int(snap))
         except RetrainerError as exc:
             log.warning("holdout of version %s not readable: %s", version, exc)
             return None
@@ -439,8 +432,8 @@ class Steps(Promotion):
                 self.spec,
                 self.ws.artifacts,
                 self._load_version_pending(version),
-                self._frame(ds["train"]["id"]),
-                self._frame(ds["holdout"]["id"]),
+                self._dataset(ds["train"]["id"]),
+                self._judged(ds["holdout"]["id"]),
                 executor=self.ws.executor,
             )
             self.ws.registry.mark_ready(

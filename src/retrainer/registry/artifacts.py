@@ -211,6 +211,15 @@ class ArtifactStore:
         _check_sha256(sha256)
         return posixpath.join(self.root, "sha256", sha256[:2], sha256[2:4], sha256)
 
+    def uri_of(self, sha256: str) -> str:
+        """The URI of a key's blob (``file:///...``, ``s3://...``), for readers in other
+        processes (Dask workers) that open it themselves and check its sha256.
+
+        Raises:
+            PathEscapeError: ``sha256`` is not 64 lowercase hex characters.
+        """
+        return str(self.fs.unstrip_protocol(self.path_of(sha256)))
+
     def resolve(self, key: str) -> str:
         """Join a caller-supplied relative key under the root, refusing any escape.
 
