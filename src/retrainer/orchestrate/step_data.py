@@ -66,13 +66,18 @@ class StepData:
 
     def _judged(self, snapshot_id: int) -> pd.DataFrame:
         """A holdout as a frame here: whole, or from parts a uniform sample of about
-        ``evaluate.max_holdout_rows`` rows."""
+        ``evaluate.max_holdout_rows`` rows; in time order (stable), as the local path
+        holds it, so that its bootstrap draws the same rows."""
         data = self._dataset(snapshot_id)
         if isinstance(data, pd.DataFrame):
             return data
         if snapshot_id not in self._frames:
             cap, seed = self.spec.evaluate.max_holdout_rows, self.spec.train.seed
-            self._frames[snapshot_id] = sample_rows(self.ws.executor, data, cap, seed=seed)
+            frame = sample_rows(self.ws.executor, data, cap, seed=seed)
+            tcol = self.spec.data.time_column
+            if tcol is not None and tcol in frame.columns:  # the local path's row order
+                frame = frame.sort_values(tcol, kind="stable").reset_index(drop=True)
+            self._frames[snapshot_id] = frame
         return self._frames[snapshot_id]
 
     def _null_shares(self, snapshot_id: int) -> dict[str, float]:
