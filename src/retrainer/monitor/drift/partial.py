@@ -191,7 +191,7 @@ class Gathered:
     """A dataset's profile material, merged on the client."""
 
     summaries: list[Summary]
-    values: dict[str, Any]  # numeric column -> its chosen finite values, unsorted
+    values: dict[str, Any]  # numeric column -> its chosen finite values, sorted
     sample: pd.DataFrame
 
 
@@ -224,10 +224,11 @@ def gather(
         columns[name] = pd.Series(keyed[order], dtype=object)
     index = pd.RangeIndex(len(order))
     frame = pd.DataFrame(columns, index=index, columns=[*numeric, *categorical])
-    merged = {
-        name: np.concatenate([p[0][name] for p in parts]) if parts else np.empty(0)
-        for name in numeric
-    }
+    merged = {}
+    for name in numeric:  # each part's chunk is let go as soon as it is merged
+        values = np.concatenate([p[0].pop(name) for p in parts]) if parts else np.empty(0)
+        values.sort()  # in place: this array is ours
+        merged[name] = values
     return Gathered(summaries=summaries, values=merged, sample=frame)
 
 

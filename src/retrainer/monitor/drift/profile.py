@@ -102,7 +102,7 @@ class NumericProfile:
         finite, nan, posinf, neginf = split_special(values)
         return cls.from_parts(
             name,
-            finite,
+            np.sort(finite),
             NumericSummary(nan, posinf, neginf, Moments.of(finite)),
             n_bins=n_bins,
         )
@@ -111,9 +111,9 @@ class NumericProfile:
     def from_parts(
         cls, name: str, values: FloatArray, summary: NumericSummary, *, n_bins: int = 10
     ) -> NumericProfile:
-        """Profile from finite ``values`` (all of them, or those of a sample of rows)
-        and the exact counts and moments of the whole column."""
-        sample = SortedSample.from_values(values)
+        """Profile from sorted finite ``values`` (all of them, or those of a sample of
+        rows) and the exact counts and moments of the whole column."""
+        sample = SortedSample.from_sorted(values)
         cuts = quantile_cuts(sample.values, n_bins)
         iqr = None
         if sample.n:
