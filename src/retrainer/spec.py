@@ -86,6 +86,7 @@ __all__ = [
     "parse_duration",
     "parse_executor",
     "parse_spec",
+    "spec_content",
     "spec_hash",
 ]
 _NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
@@ -480,13 +481,18 @@ class PipelineSpec(Section):
         return cols + ([self.data.time_column] if self.data.time_column else [])
 
 
+def spec_content(spec: PipelineSpec) -> dict[str, Any]:
+    """The spec as JSON-ready data, without ``executor`` (where the work runs is not
+    part of what is trained: see :func:`spec_hash`)."""
+    return spec.model_dump(mode="json", exclude={"executor"})
+
+
 def spec_hash(spec: PipelineSpec) -> str:
     """The sha256 of the spec's canonical JSON: equal specs hash equal, whatever the YAML.
 
     ``executor`` is left out: where the work runs does not change what is trained, so
     moving a workspace to Dask does not make old evidence new."""
-    dumped = spec.model_dump(mode="json", exclude={"executor"})
-    canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(spec_content(spec), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import pandas as pd
 
-from retrainer.spec import PipelineSpec, spec_hash
+from retrainer.spec import PipelineSpec, spec_content, spec_hash
 from retrainer.train.environment import capture_environment
 
 if TYPE_CHECKING:
@@ -148,9 +148,10 @@ def _git(cwd: Path, *args: str) -> str | None:
 def spec_document(spec: PipelineSpec) -> bytes:
     """The spec's canonical JSON as stored with a version, credentials written literally
     in URLs masked (``postgresql://user:secret@host`` -> ``postgresql://***@host``);
-    ``${env:NAME}`` references are kept (they hold no secret). Without literal
-    credentials its sha256 is :func:`~retrainer.spec.spec_hash`."""
-    data = _mask(spec.model_dump(mode="json"))
+    ``${env:NAME}`` references are kept (they hold no secret); ``executor`` is left out,
+    as from the hash (the lineage records it apart). Without literal credentials its
+    sha256 is :func:`~retrainer.spec.spec_hash`."""
+    data = _mask(spec_content(spec))
     return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -208,6 +209,7 @@ def training_lineage(
             "categorical": list(spec.model.features.categorical),
         },
         "seed": spec.train.seed,
+        "executor": spec.executor,
         "code": {**code_state(ws.root), **_entrypoint(spec)},
         "environment": capture_environment(ws.root),
         "leakage": dict(leakage),
