@@ -187,6 +187,7 @@ def test_repair_fixes_what_is_safe_once_and_a_second_repair_does_nothing(
         "pending": "warn",
         "audit": "ok",
         "champion": "ok",
+        "executor": "ok",
     }, found
     assert f"at revision {behind}" in detail(found, "migrations")
     assert old.name in detail(found, "temp_files") and fresh.name not in detail(found, "temp_files")
@@ -431,3 +432,28 @@ def test_a_token_on_a_store_from_before_tokens_gets_a_way_out_not_a_traceback(
     assert "retrainer status -w" in text and "Traceback" not in text
     with Workspace.open(root) as ws:  # what the message says to do: opening migrates
         assert current_revision(ws.db) == head_revision()
+
+
+@pytest.mark.dask
+def test_the_executor_must_answer_a_probe(
+    make_workspace: NewWorkspace, dask_scheduler: str
+) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = make_workspace(executor=dask_scheduler)
+    gone = make_workspace(executor=f"dask://127.0.0.1:{port}", name="gone")
+    for ws_root in (root, gone):  # migrated, as any command but doctor leaves a store
+        with Workspace.open(ws_root) as ws:
+            assert ws.spec.executor != "local"
+    runner = CliRunner()
+    healthy = runner.invoke(app, ["doctor", "-w", str(root), "--json"])
+    rows = {c["name"]: c for c in json.loads(healthy.output)["checks"]}
+    assert healthy.exit_code == 0, healthy.output
+    assert rows["executor"]["detail"] == f"{dask_scheduler}: ran a probe task"
+    result = runner.invoke(app, ["doctor", "-w", str(gone), "--json"])
+    assert result.exit_code == 7, result.output
+    rows = {c["name"]: c for c in json.loads(result.output)["checks"]}
+    assert rows["executor"]["status"] == "fail"
+    detail = rows["executor"]["detail"]
+    assert f"cannot reach the Dask scheduler at dask://127.0.0.1:{port}" in detail

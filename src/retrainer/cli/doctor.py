@@ -22,7 +22,7 @@ def exit_code(report: DoctorReport) -> int:
     failed = {c.name for c in report.checks if c.status == "fail"}
     if not failed:
         return 0
-    if failed & {"store", "migrations"}:
+    if failed & {"store", "migrations", "executor"}:
         return StoreError.exit_code
     return ArtifactIntegrityError.exit_code
 

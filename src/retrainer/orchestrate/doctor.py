@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import pandas as pd
 from alembic.util import CommandError
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -54,6 +55,7 @@ CHECKS = (
     "pending",
     "audit",
     "champion",
+    "executor",
 )
 """The checks, in the order they run (the store's first: the others need it)."""
 ORPHANED = "orphaned: its run ended without registering it (retrainer doctor)"
@@ -384,3 +386,14 @@ class _Doctor:
                 )
         healthy = ", ".join(f"{m}@champion = {m}:{v} (READY)" for m, v, _ in rows)
         return _row("champion", problems, [], healthy or "no champion yet", "fail")
+
+    def executor(self) -> Check:
+        """The spec's executor runs a task (a Dask cluster is reached or started)."""
+        name = self.ws.spec.executor
+        if name == "local":
+            return Check("executor", "ok", "local: cycles run in their own process")
+        probe = pd.DataFrame({"probe": [0, 1, 2]})
+        rows = sum(self.ws.executor.map_partitions(len, probe))  # ExecutorError: fail row
+        if rows != len(probe):
+            return Check("executor", "fail", f"{name}: a probe task returned {rows} rows, not 3")
+        return Check("executor", "ok", f"{name}: ran a probe task")
