@@ -4,10 +4,12 @@ reports and scores; bad executor values and unreachable schedulers are named."""
 from __future__ import annotations
 
 import itertools
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
@@ -155,3 +157,25 @@ def test_a_dataset_hashes_the_same_on_dask_and_locally(dask_exec: Executor, tmp_
     frame = data(rows=900)
     files = parquet_parts(frame, tmp_path, [300, 301])
     assert dataset_sha256(dask_exec, files) == dataset_sha256(LocalExecutor(), files)
+
+
+def _die(frame: pd.DataFrame) -> int:
+    os._exit(3)  # the worker process dies mid-task
+
+
+def test_a_task_lost_with_its_worker_is_an_executor_error() -> None:
+    executor = build_executor("dask-local", workers=1)  # imports distributed: its config
+    try:
+        with (
+            dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+            pytest.raises(ExecutorError, match="a task was lost with its worker"),
+        ):
+            executor.map_partitions(_die, data(rows=10))
+    finally:
+        executor.close()
+
+
+def test_an_error_in_the_function_is_the_function_s_error(dask_exec: Executor) -> None:
+    frame = data(rows=10).assign(x="not a number")
+    with pytest.raises(DataSourceError, match="'x' should be numeric"):
+        build_profile(dask_exec, frame, ["x"], [])

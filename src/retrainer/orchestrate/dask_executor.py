@@ -19,7 +19,8 @@ import dask
 import dask.dataframe as dd
 import pandas as pd
 from dask.delayed import delayed
-from distributed import Client, LocalCluster
+from distributed import Client, KilledWorker, LocalCluster
+from distributed.comm.core import CommClosedError
 
 from retrainer.data.parts import ParquetFiles
 from retrainer.errors import ExecutorError
@@ -118,8 +119,14 @@ class DaskExecutor:
             delayed(fn)(part) if args is None else delayed(fn)(part, args[i])
             for i, part in enumerate(parts)
         ]
-        futures = self.client.compute(tasks)
-        return list(self.client.gather(futures))
+        client = self.client
+        try:
+            return list(client.gather(client.compute(tasks)))
+        except (KilledWorker, CommClosedError) as exc:  # the cluster, not the function
+            raise ExecutorError(
+                f"executor {self.name}: a task was lost with its worker ({exc}); the "
+                "champion is untouched, run the cycle again once the cluster is healthy"
+            ) from exc
 
     def partition_count(self, data: Data) -> int:
         return len(self._parts(data))
