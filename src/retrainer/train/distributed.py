@@ -140,8 +140,12 @@ def fit_distributed(
             rows = rows.partitions[[i for i, n in enumerate(lengths) if n > 0]]
             lengths = [n for n in lengths if n > 0]
         features = _fitted_features(feats.numeric, feats.categorical, categories)
-        meta = pd.DataFrame({c: np.zeros(0) for c in features.get_feature_names_out()})
-        encoded = rows[feats.all].map_partitions(_encode, features, feats.categorical, meta=meta)
+        dtype = _matrix_dtype(rows, feats.numeric)
+        names = features.get_feature_names_out()
+        meta = pd.DataFrame({c: np.zeros(0, dtype=dtype) for c in names})
+        encoded = rows[feats.all].map_partitions(
+            _encode, features, feats.categorical, dtype, meta=meta
+        )
         X = encoded.to_dask_array(lengths=lengths)
         y = rows[target].to_dask_array(lengths=lengths)
         distributed_model = backend.dask_cls(**params)
@@ -299,10 +303,18 @@ def _fitted_features(
     return ColumnTransformer(steps).fit(pd.DataFrame(tiny, columns=[*numeric, *categorical]))
 
 
+def _matrix_dtype(rows: dd.DataFrame, numeric: list[str]) -> str:
+    """float32 when every numeric feature is stored as float32 (no value changes, half
+    the memory of the workers' training matrix; one-hot columns are 0 and 1), else
+    float64."""
+    stored = [str(rows.dtypes[c]) for c in numeric]
+    return "float32" if stored and all(t == "float32" for t in stored) else "float64"
+
+
 def _encode(
-    part: pd.DataFrame, features: ColumnTransformer, categorical: list[str]
+    part: pd.DataFrame, features: ColumnTransformer, categorical: list[str], dtype: str
 ) -> pd.DataFrame:
     """One partition through the fitted ColumnTransformer (runs on a worker)."""
     part = part.assign(**{column: _as_local(part[column]) for column in categorical})
-    encoded = np.asarray(features.transform(part), dtype="float64")
+    encoded = np.asarray(features.transform(part), dtype=dtype)
     return pd.DataFrame(encoded, columns=features.get_feature_names_out(), index=part.index)
