@@ -19,8 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from retrainer.data.parts import ParquetFiles
 from retrainer.data.snapshot import dataset_sha256
 from retrainer.errors import DataSourceError, ExecutorError, SpecError
-from retrainer.evaluate.outputs import local_predict
-from retrainer.evaluate.partitioned import holdout_scores, partition_predict
+from retrainer.evaluate.partitioned import holdout_scores
 from retrainer.monitor.drift import drift_report
 from retrainer.monitor.drift.partial import build_profile, sample_rows
 from retrainer.orchestrate.executors import Executor, LocalExecutor, build_executor
@@ -96,11 +95,11 @@ def test_drift_and_samples_are_identical_on_dask_and_locally(
 def test_scores_come_back_in_row_order(dask_exec: Executor, tmp_path: Path) -> None:
     frame = data()
     model = LogisticRegression().fit(frame[["z"]], frame["y"])
-    lazy = dd.from_pandas(frame[["z"]], npartitions=4, sort=False)
-    predict = partition_predict(dask_exec)
-    np.testing.assert_allclose(
-        predict(model, lazy, "proba"), local_predict(model, frame[["z"]], "proba"), rtol=1e-12
+    lazy = dd.from_pandas(frame, npartitions=4, sort=False)
+    y, scores = holdout_scores(
+        dask_exec, {"m": model}, lazy, features=["z"], target="y", metric="accuracy"
     )
+    np.testing.assert_array_equal(scores["m"], model.predict(frame[["z"]]))
     files = parquet_parts(frame, tmp_path, [100, 2000])
     y, scores = holdout_scores(
         dask_exec, {"m": model}, files, features=["z"], target="y", metric="roc_auc"

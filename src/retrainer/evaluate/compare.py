@@ -21,14 +21,7 @@ from retrainer.evaluate.fairness import fairness_gate
 from retrainer.evaluate.holdout import champion_on_holdouts, check_holdout
 from retrainer.evaluate.mcnemar import mcnemar_from_predictions
 from retrainer.evaluate.metrics import METRICS
-from retrainer.evaluate.outputs import (
-    Outputs,
-    Predict,
-    local_predict,
-    model_output,
-    positive_label,
-    safe_score,
-)
+from retrainer.evaluate.outputs import Outputs, model_output, positive_label, safe_score
 from retrainer.evaluate.robustness import robustness_gate
 from retrainer.evaluate.secondary import secondary_gate
 from retrainer.evaluate.servability import StoredArtifact, servability_gate
@@ -53,22 +46,20 @@ def evaluate_candidate(
     rng: np.random.Generator,
     champion_holdout: pd.DataFrame | None = None,
     artifact: StoredArtifact | None = None,
-    predict: Predict = local_predict,
 ) -> DecisionRecord:
     """Score both on ``holdout`` and apply the gates; the champion may be None (first version).
 
     ``champion_holdout`` is the holdout the champion was judged on when it was trained
     (to tell "the world changed" from "the candidate is bad"); ``artifact`` is the
-    candidate's stored artifact, for the servability gate (skipped without it);
-    ``predict`` scores the holdout (an executor's runs it partition by partition).
+    candidate's stored artifact, for the servability gate (skipped without it).
     Raises EvaluationError when the holdout is too small for ``evaluate.confidence``;
     prediction errors of either model propagate.
     """
     name, feats = evaluate.metric, list(model.features.all)
     y = holdout[model.target].to_numpy()
     check_holdout(y, model.task, evaluate.confidence)
-    cand = Outputs(candidate, holdout, feats, predict=predict)
-    champ = None if champion is None else Outputs(champion, holdout, feats, predict=predict)
+    cand = Outputs(candidate, holdout, feats)
+    champ = None if champion is None else Outputs(champion, holdout, feats)
     cand_out = cand.for_metric(name)
     cand_value = safe_score(name, y, cand_out)
     gates = [_finite_gate(name, cand_value)]

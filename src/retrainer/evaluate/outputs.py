@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -11,30 +10,14 @@ import pandas as pd
 
 from retrainer.evaluate.metrics import METRICS, score
 
-__all__ = ["Outputs", "Predict", "local_predict", "model_output", "positive_label", "safe_score"]
+__all__ = ["Outputs", "model_output", "positive_label", "safe_score"]
 
 Array = np.ndarray[Any, Any]
 
-Predict = Callable[[Any, pd.DataFrame, str], Array]
-"""``predict(model, X, kind)``: ``predict_proba`` (kind ``proba``) or ``predict`` of
-``model`` on the feature frame ``X``; an executor may run it partition by partition."""
 
-
-def local_predict(model: Any, X: pd.DataFrame, kind: str) -> Array:
-    """:data:`Predict` in this process."""
-    return np.asarray(model.predict_proba(X) if kind == "proba" else model.predict(X))
-
-
-def model_output(
-    model: Any,
-    frame: pd.DataFrame,
-    metric: str,
-    features: list[str],
-    *,
-    predict: Predict = local_predict,
-) -> Array:
+def model_output(model: Any, frame: pd.DataFrame, metric: str, features: list[str]) -> Array:
     """What ``metric`` scores: positive-class probability, class label or value."""
-    return Outputs(model, frame, features, predict=predict).for_metric(metric)
+    return Outputs(model, frame, features).for_metric(metric)
 
 
 class Outputs:
@@ -44,16 +27,8 @@ class Outputs:
     more); ``label`` and ``value`` are ``predict``. Prediction errors propagate.
     """
 
-    def __init__(
-        self,
-        model: Any,
-        frame: pd.DataFrame,
-        features: list[str],
-        *,
-        predict: Predict = local_predict,
-    ) -> None:
+    def __init__(self, model: Any, frame: pd.DataFrame, features: list[str]) -> None:
         self.model, self.X = model, frame[features]
-        self._predict = predict
         self._cache: dict[str, Array] = {}
 
     def get(self, kind: str) -> Array:
@@ -61,10 +36,10 @@ class Outputs:
         key = "proba" if kind == "proba" else "predict"
         if key not in self._cache:
             if key == "proba":
-                proba = self._predict(self.model, self.X, "proba")
+                proba = np.asarray(self.model.predict_proba(self.X))
                 self._cache[key] = proba[:, 1] if proba.shape[1] == 2 else proba
             else:
-                self._cache[key] = self._predict(self.model, self.X, "predict")
+                self._cache[key] = np.asarray(self.model.predict(self.X))
         return self._cache[key]
 
     def for_metric(self, metric: str) -> Array:

@@ -1,12 +1,11 @@
-"""Scoring partition by partition: a model's predictions on data an executor holds.
+"""Scoring partition by partition: models' predictions on data an executor holds.
 
-:func:`partition_predict` turns an executor into a
-:data:`~retrainer.evaluate.outputs.Predict` for
-:func:`~retrainer.evaluate.compare.evaluate_candidate` and the monitor: the model goes
-to where the partitions are, and only its predictions come back, in row order.
-:func:`holdout_scores` does the same for a holdout that is never gathered whole (Parquet
-files or a Dask dataframe): it returns the labels and each model's scores, which is all
-the metric and its bootstrap interval need.
+:func:`holdout_scores` sends the models to where the partitions of a holdout are
+(Parquet files or a Dask dataframe, never gathered whole) and returns the labels and
+each model's scores, in row order: all a metric and its bootstrap interval need. A
+frame already in this process is scored in place
+(:class:`~retrainer.evaluate.outputs.Outputs`): shipping it to the workers costs more
+than the prediction.
 """
 
 from __future__ import annotations
@@ -19,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from retrainer.evaluate.metrics import METRICS
-from retrainer.evaluate.outputs import Array, Predict, local_predict
+from retrainer.evaluate.outputs import Array
 
-__all__ = ["HoldoutScores", "holdout_scores", "partition_predict"]
+__all__ = ["HoldoutScores", "holdout_scores"]
 
 T = TypeVar("T")
 
@@ -32,20 +31,6 @@ class Mapper(Protocol):
     def map_partitions(
         self, fn: Callable[..., T], data: Any, args: Sequence[Any] | None = None
     ) -> list[T]: ...
-
-
-def _predict(frame: pd.DataFrame, *, model: Any, kind: str) -> Array:
-    return local_predict(model, frame, kind)
-
-
-def partition_predict(executor: Mapper) -> Predict:
-    """A :data:`Predict` that scores each partition where it is and concatenates."""
-
-    def predict(model: Any, X: pd.DataFrame, kind: str) -> Array:
-        parts = executor.map_partitions(partial(_predict, model=model, kind=kind), X)
-        return np.concatenate(parts) if len(parts) != 1 else parts[0]
-
-    return predict
 
 
 HoldoutScores = tuple[Array, dict[str, Array]]
@@ -63,7 +48,7 @@ def _score(
     X = frame[features]
     out = {}
     for name, model in models.items():
-        pred = local_predict(model, X, "proba" if kind == "proba" else "predict")
+        pred = np.asarray(model.predict_proba(X) if kind == "proba" else model.predict(X))
         out[name] = (
             pred[:, 1] if kind == "proba" and pred.ndim == 2 and pred.shape[1] == 2 else pred
         )

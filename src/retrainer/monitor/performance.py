@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from retrainer.evaluate.compare import model_output
 from retrainer.evaluate.metrics import METRICS, score
-from retrainer.evaluate.outputs import Predict, local_predict, model_output
 
 __all__ = ["model_outputs", "realised_metric", "realised_metrics"]
 
@@ -28,12 +28,7 @@ def realised_metric(
 
 
 def model_outputs(
-    model: Any,
-    frame: pd.DataFrame,
-    metrics: list[str],
-    features: list[str],
-    *,
-    predict: Predict = local_predict,
+    model: Any, frame: pd.DataFrame, metrics: list[str], features: list[str]
 ) -> dict[str, np.ndarray[Any, Any]]:
     """What ``metrics`` score, for every row of ``frame``: one prediction per kind of output
     (``proba``, ``label`` or ``value``), however many metrics share it."""
@@ -41,7 +36,7 @@ def model_outputs(
     for metric in metrics:
         kind = METRICS[metric].uses
         if kind not in outputs and len(frame):
-            outputs[kind] = model_output(model, frame, metric, features, predict=predict)
+            outputs[kind] = model_output(model, frame, metric, features)
     return outputs
 
 

@@ -18,8 +18,6 @@ from retrainer.data.ledger import BatchRecord, SnapshotRecord
 from retrainer.data.parts import ParquetFiles
 from retrainer.data.rules import merge_null_counts, null_counts, null_shares
 from retrainer.data.snapshot import describe_parts
-from retrainer.evaluate.outputs import Predict, local_predict
-from retrainer.evaluate.partitioned import partition_predict
 from retrainer.monitor.drift.partial import sample_rows
 from retrainer.train.partitioned import partitioned_sets
 
@@ -40,11 +38,20 @@ class StepData:
     _parts: dict[int, ParquetFiles | None]
 
     def _frame(self, snapshot_id: int) -> pd.DataFrame:
-        if snapshot_id not in self._frames:
-            self._frames[snapshot_id] = self.ws.ledger.load_frame(
-                self.ws.ledger.get_snapshot(snapshot_id)
-            )
-        return self._frames[snapshot_id]
+        """A snapshot's rows as a frame, kept for the rest of the run (see
+        :meth:`_remember`)."""
+        if snapshot_id in self._frames:
+            return self._frames[snapshot_id]
+        frame = self.ws.ledger.load_frame(self.ws.ledger.get_snapshot(snapshot_id))
+        self._remember(snapshot_id, frame)
+        return frame
+
+    def _remember(self, snapshot_id: int, frame: pd.DataFrame) -> None:
+        """Keep a frame for the run's later steps: on the local executor (the window is
+        gathered anyway); not when data stays in parts, where the batches of one run
+        could together outgrow the client (each is read again when needed)."""
+        if not self._in_parts:
+            self._frames[snapshot_id] = frame
 
     @property
     def _in_parts(self) -> bool:
@@ -85,13 +92,6 @@ class StepData:
         if isinstance(data, pd.DataFrame):
             return null_shares(data)
         return merge_null_counts(self.ws.executor.map_partitions(null_counts, data))
-
-    @property
-    def _predict(self) -> Predict:
-        """How models score frames: in this process, or partition by partition on the
-        workspace's executor."""
-        executor = self.ws.executor
-        return local_predict if executor.name == "local" else partition_predict(executor)
 
     def _sets_in_parts(
         self, batches: list[BatchRecord], uri: str

@@ -132,7 +132,7 @@ class Steps(StepData, Promotion):
                 )
             except DataSourceError:  # no or unreadable time column: the contract names it
                 snap = ledger.snapshot(self.model, "batch", source.uri, frame, time_column=None)
-            self._frames[snap.id] = frame
+            self._remember(snap.id, frame)
             received.append((ref, snap, {}))
             mark = source.advance(mark, ref, frame)
         ids = ledger.record_batches(
@@ -156,7 +156,7 @@ class Steps(StepData, Promotion):
             actor=self.actor,
             load=self._frame,
             reference=reference,
-            remember=self._frames.__setitem__,
+            remember=self._remember,
         )
 
     def _lineage(self, version: int) -> dict[str, Any]:
@@ -192,9 +192,7 @@ class Steps(StepData, Promotion):
                 train_frame=lambda: self._frame(int(info.lineage["train_snapshot"])),
             )
             model, names = self._load_version(champion), sorted(metrics)
-            outputs = model_outputs(
-                model, frame, names, list(m.features.all), predict=self._predict
-            )
+            outputs = model_outputs(model, frame, names, list(m.features.all))
             drift, estimated = kit.measure(self.spec, model, frame, proba=outputs.get("proba"))
             values = realised_metrics(frame, outputs, names, target=m.target)
             labelled = int(frame[m.target].notna().sum()) if m.target in frame else 0
@@ -385,7 +383,6 @@ class Steps(StepData, Promotion):
                 rng=np.random.default_rng(self.spec.train.seed),
                 champion_holdout=self._own_holdout(champion_version),
                 artifact=artifact,
-                predict=self._predict,
             )
         except Exception as exc:  # the candidate cannot be judged: it never becomes READY
             self.ws.registry.set_status(
