@@ -103,7 +103,10 @@ def retrainer_full(frames: Frames) -> Callable[[], Stats]:
 
     def run() -> Stats:
         profile = profile_cls.build(
-            ref, numeric=manifest["numeric"], categorical=manifest["categorical"]
+            ref,
+            numeric=manifest["numeric"],
+            categorical=manifest["categorical"],
+            profile_rows=len(ref),  # every value: the comparison with the other tools
         )
         return _report_stats(drift_report(profile, cur, config))
 
@@ -116,7 +119,10 @@ def retrainer_prebuilt(frames: Frames) -> Callable[[], Stats]:
     ref, cur, manifest = frames
     profile_cls, drift_report, config = _retrainer_parts()
     profile = profile_cls.build(
-        ref, numeric=manifest["numeric"], categorical=manifest["categorical"]
+        ref,
+        numeric=manifest["numeric"],
+        categorical=manifest["categorical"],
+        profile_rows=len(ref),  # every value: the comparison with the other tools
     )
 
     def run() -> Stats:

@@ -296,7 +296,7 @@ class DriftSection(Section):
     )
     domain_classifier: bool = False
     profile_rows: int = Field(
-        default=1_000_000,
+        default=250_000,
         ge=1_000,
         description="numeric values a reference profile keeps per column; a larger "
         "training set keeps those of a uniform sample of rows (counts and moments stay exact)",

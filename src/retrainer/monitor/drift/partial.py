@@ -47,7 +47,7 @@ __all__ = ["PROFILE_ROWS", "PartitionMapper", "build_profile", "sample_rows"]
 T = TypeVar("T")
 UIntArray = np.ndarray[Any, np.dtype[np.uint64]]
 
-PROFILE_ROWS = 1_000_000
+PROFILE_ROWS = 250_000
 """Numeric values kept per column of a reference larger than this: a uniform sample of
 rows (counts and moments stay exact over all rows)."""
 
