@@ -10,13 +10,18 @@ dataframe and its client. When ``train.estimator`` is one of
 
 or a subclass of one, the model trains on the workers: the distinct values of the
 categorical features and the partition lengths are computed on the cluster, the
-partitions are one-hot encoded on the workers, and only the fitted booster comes back.
+partitions are encoded on the workers, and only the fitted booster comes back. For
+LightGBM each categorical feature becomes one column of codes (its levels in sorted
+order; an unknown level or a missing value is NaN) declared categorical to the booster,
+so the training matrix has one column per feature, not one per level; XGBoost gets
+them one-hot encoded. The matrix is float32 when every numeric feature is stored so.
 Any other trainer gives None, and the caller trains on the client as before.
 
 The result has the contract of :meth:`EstimatorTrainer.fit
 <retrainer.train.trainers.EstimatorTrainer.fit>`: a scikit-learn ``Pipeline`` of a
 fitted ``ColumnTransformer`` ("features": numeric passthrough, categorical
-``OneHotEncoder(handle_unknown="ignore")``) and the library's *local* estimator
+``OrdinalEncoder`` for LightGBM or ``OneHotEncoder(handle_unknown="ignore")`` for
+XGBoost) and the library's *local* estimator
 ("estimator": ``LGBMClassifier``, ``XGBClassifier``...; a subclass named in the spec is
 stored as its library class). It predicts on a pandas frame of the feature columns.
 
@@ -55,7 +60,7 @@ import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
 from retrainer.errors import TrainingError
 from retrainer.train.trainers import EstimatorTrainer, Trainer
@@ -92,6 +97,10 @@ class _Backend:
     every_class_per_worker: bool = False
     """LightGBM's classifier encodes labels on each worker from the classes it sees, so a
     worker whose rows lack a class silently trains on wrong labels."""
+    ordinal: bool = False
+    """Categorical features as one column of codes each, declared to the library as
+    categorical (LightGBM), instead of one-hot columns: one column instead of one per
+    level in the workers' training matrix."""
 
 
 def fit_distributed(
@@ -139,7 +148,9 @@ def fit_distributed(
         if 0 in lengths:  # a worker given only empty partitions would fail to train
             rows = rows.partitions[[i for i, n in enumerate(lengths) if n > 0]]
             lengths = [n for n in lengths if n > 0]
-        features = _fitted_features(feats.numeric, feats.categorical, categories)
+        features = _fitted_features(
+            feats.numeric, feats.categorical, categories, ordinal=backend.ordinal
+        )
         dtype = _matrix_dtype(rows, feats.numeric)
         names = features.get_feature_names_out()
         meta = pd.DataFrame({c: np.zeros(0, dtype=dtype) for c in names})
@@ -150,7 +161,11 @@ def fit_distributed(
         y = rows[target].to_dask_array(lengths=lengths)
         distributed_model = backend.dask_cls(**params)
         distributed_model.client = client
-        distributed_model.fit(X, y)
+        if backend.ordinal and feats.categorical:
+            codes = list(range(len(feats.numeric), len(feats.all)))
+            distributed_model.fit(X, y, categorical_feature=codes)
+        else:
+            distributed_model.fit(X, y)
         local = backend.to_local(distributed_model, params)
     except TrainingError:
         raise
@@ -185,8 +200,13 @@ def _lightgbm_backends() -> list[tuple[type[Any], _Backend]]:
         return model.to_local()
 
     return [
-        (lightgbm.LGBMClassifier, _Backend(lightgbm.DaskLGBMClassifier, to_local, True)),
-        (lightgbm.LGBMRegressor, _Backend(lightgbm.DaskLGBMRegressor, to_local)),
+        (
+            lightgbm.LGBMClassifier,
+            _Backend(
+                lightgbm.DaskLGBMClassifier, to_local, every_class_per_worker=True, ordinal=True
+            ),
+        ),
+        (lightgbm.LGBMRegressor, _Backend(lightgbm.DaskLGBMRegressor, to_local, ordinal=True)),
     ]
 
 
@@ -283,14 +303,26 @@ def _sorted_categories(values: pd.Series) -> pd.Series:
 
 
 def _fitted_features(
-    numeric: list[str], categorical: list[str], categories: dict[str, pd.Series]
+    numeric: list[str],
+    categorical: list[str],
+    categories: dict[str, pd.Series],
+    *,
+    ordinal: bool = False,
 ) -> ColumnTransformer:
-    """The trainer's ColumnTransformer, fitted on a tiny frame of exactly ``categories``."""
+    """The trainer's ColumnTransformer, fitted on a tiny frame of exactly ``categories``:
+    categorical features one-hot encoded, or (``ordinal``) as codes in the sorted order
+    of their levels, an unknown level or a missing value as NaN."""
     steps: list[tuple[str, Any, list[str]]] = []
     if numeric:
         steps.append(("numeric", "passthrough", list(numeric)))
     if categorical:
-        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        encoder: Any = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        if ordinal:
+            encoder = OrdinalEncoder(
+                handle_unknown="use_encoded_value",
+                unknown_value=np.nan,
+                encoded_missing_value=np.nan,
+            )
         steps.append(("categorical", encoder, list(categorical)))
     size = max([1, *(len(v) for v in categories.values())])
     tiny: dict[str, pd.Series] = {c: pd.Series(np.zeros(size)) for c in numeric}
