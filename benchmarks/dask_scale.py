@@ -9,41 +9,49 @@ cycle (:data:`STEPS`) run one after the other and each is timed:
 
 * ``profile``: ``build_profile`` of the reference files (project API);
 * ``drift``: ``sample_rows`` of the current files, ``drift_report`` against the profile;
-* ``train``: LightGBM on the reference files. ``--trainer direct`` (default):
-  ``lightgbm.DaskLGBMClassifier`` on ``dask.dataframe.read_parquet`` partitions, one per
-  file, the categoricals as codes of their reference levels, all 28 features float32,
-  partition ``i`` persisted on worker ``i % 2``. ``--trainer project``: the project's
-  ``executor.fit`` (``retrainer.train.distributed``: one-hot, float64);
+* ``train``: LightGBM on the reference files. ``--trainer project`` (default): the
+  product's path, ``executor.fit`` of a ``lightgbm.LGBMClassifier`` trainer
+  (``retrainer.train.distributed``; the result records the fitted pipeline's steps,
+  features and trees, so what was measured is on file whatever the encoding).
+  ``--trainer direct``: ``lightgbm.DaskLGBMClassifier`` on ``dask.dataframe.read_parquet``
+  partitions, one per file, the categoricals as codes of their reference levels, all 28
+  features float32, partition ``i`` persisted on worker ``i % 2``;
 * ``evaluate``: ROC AUC on the current files through ``holdout_scores``.
 
-A step whose project function is missing is reported as skipped, with the reason.
+A step whose project function is missing is reported as skipped, with the reason; one
+that runs longer than ``--step-timeout`` seconds is reported as failed and the run stops.
 
 Memory: a thread samples the resident set (psutil, every ``--sample-every`` s) of the
 client process (which also runs the scheduler and the nannies), of each worker process
 (pids from ``client.run(os.getpid)``) and of other children, and reports the peak per
-process for the run, per step and for the train step's read and fit phases. Workers do
-not spill (LightGBM keeps a socket in worker memory, which cannot be pickled), pyarrow
-uses the system allocator (``--arrow-pool``), and LightGBM histograms are column-wise.
-If the nanny kills a worker (95 % of its limit), the step fails at once rather than
-waiting for LightGBM, which never returns, and the run stops.
+process for the run, per step and for the train step's read and fit phases. The
+cluster and its memory settings are :mod:`scale_cluster`'s (workers neither spill nor
+pause, pyarrow on the system allocator); LightGBM histograms are column-wise. If the
+nanny kills a worker (95 % of its limit), the step fails at once rather than waiting
+for LightGBM, which never returns, and the run stops. Each ``--rows`` size runs on a
+new cluster, but the client process is the same: for a clean client peak per size, run
+one size per invocation.
 
     .venv/bin/python benchmarks/dask_scale.py --rows 20M --json OUT.json  # ~6 min
     .venv/bin/python benchmarks/dask_scale.py --rows 2M 5M 10M 20M --json OUT.json
-    .venv/bin/python benchmarks/dask_scale.py --rows 2M --trainer project --steps train
+    .venv/bin/python benchmarks/dask_scale.py --rows 2M --trainer direct --steps train
     .venv/bin/python benchmarks/dask_scale.py --rows 20M --generate-only
 
 Data goes to ``--data-dir`` (default /work/bench-data), one folder per dataset
 (``reference-<rows>-s<seed>``, ``current-<rows>-s<seed>``) with a ``manifest.json``; a
 folder whose manifest has the same rows, seed and generator version is reused. The
-result (settings, machine, load, per-step figures) is JSON, to ``--json`` or stdout.
+result (settings, machine, load, per-step figures) is JSON, to ``--json`` or stdout;
+``benchmarks/scale_report.py`` turns results into tables. The local-against-Dask
+comparison is ``benchmarks/dask_vs_local.py``.
 """
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import json
-import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -52,10 +60,20 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
-import numpy as np
 import scale_data
+import scale_direct
 from machine import load_average, machine_info
 from rss_sampler import RssSampler, mib
+from scale_cluster import (
+    add_options,
+    apply_arrow_pool,
+    cluster_options,
+    memory_config,
+    parse_rows,
+    scheduler_uri,
+    start_cluster,
+    worker_roles,
+)
 from scale_data import (
     CATEGORICAL,
     FEATURES,
@@ -64,10 +82,11 @@ from scale_data import (
     TARGET,
     Dataset,
     datasets,
-    levels,
 )
+from scale_direct import direct_model, train_direct
 
-cloudpickle.register_pickle_by_value(scale_data)  # workers need not import it
+cloudpickle.register_pickle_by_value(scale_data)  # workers need not import them
+cloudpickle.register_pickle_by_value(scale_direct)
 
 # --------------------------------------------------------------------------- steps
 
@@ -107,13 +126,24 @@ def project_executor(ctx: Context) -> Any:
     """The project's Dask executor on this benchmark's cluster (built once)."""
     if ctx.executor is None:
         (build_executor,) = _project("retrainer.orchestrate.executors", "build_executor")
-        ctx.executor = build_executor(ctx.client.scheduler.address.replace("tcp://", "dask://"))
+        ctx.executor = build_executor(scheduler_uri(ctx.client))
     return ctx.executor
 
 
 def parquet_files(dataset: Dataset) -> Any:
-    (files,) = _project("retrainer.orchestrate.executors", "ParquetFiles")
+    (files,) = _project("retrainer.data.parts", "ParquetFiles")
     return files(paths=dataset.paths)
+
+
+def profile_rows(args: argparse.Namespace) -> int | None:
+    """The ``profile_rows`` build_profile uses: ``--profile-rows`` or its default."""
+    if args.profile_rows is not None:
+        return int(args.profile_rows)
+    try:
+        from retrainer.monitor.drift.partial import PROFILE_ROWS
+    except ImportError:
+        return None
+    return int(PROFILE_ROWS)
 
 
 def step_profile(ctx: Context) -> dict[str, Any]:
@@ -125,7 +155,10 @@ def step_profile(ctx: Context) -> dict[str, Any]:
         executor, parquet_files(ctx.reference), NUMERIC, CATEGORICAL, seed=ctx.args.seed, **options
     )
     ctx.results["profile"] = profile
-    return {"profile_bytes": len(profile.to_bytes()) if hasattr(profile, "to_bytes") else None}
+    return {
+        "profile_rows": profile_rows(ctx.args),
+        "profile_bytes": len(profile.to_bytes()) if hasattr(profile, "to_bytes") else None,
+    }
 
 
 def step_drift(ctx: Context) -> dict[str, Any]:
@@ -143,60 +176,6 @@ def step_drift(ctx: Context) -> dict[str, Any]:
     return {"sample_rows": len(frame), "drifted": drifted, "expected_shifted": sorted(SHIFTS)}
 
 
-def _codes(part: Any, dtype: str) -> Any:
-    """Categoricals as codes of the fixed reference levels (-1 -> NaN for unseen)."""
-    import pandas as pd
-
-    out = part.copy()
-    for name in CATEGORICAL:
-        codes = pd.Index(levels(name)).get_indexer(part[name]).astype(dtype)
-        codes[codes < 0] = np.nan
-        out[name] = codes
-    return out
-
-
-def training_inputs(ctx: Context, dataset: Dataset) -> tuple[Any, Any, list[str]]:
-    """Lazy X (float32) and y of ``dataset`` as LightGBM's Dask estimator takes them."""
-    import dask.dataframe as dd
-
-    args = ctx.args
-    features = NUMERIC + (CATEGORICAL if args.categoricals == "codes" else [])
-    ddf = dd.read_parquet(list(dataset.paths), columns=[*features, TARGET], split_row_groups=False)
-    if ddf.npartitions != len(dataset.paths):
-        raise RuntimeError(f"{ddf.npartitions} partitions for {len(dataset.paths)} files")
-    if args.categoricals == "codes":
-        meta = ddf._meta.assign(**{c: np.float32(0) for c in CATEGORICAL})
-        ddf = ddf.map_partitions(_codes, "float32", meta=meta)
-    x, y = ddf[features], ddf[TARGET]
-    if args.train_input == "array":
-        lengths = list(dataset.part_rows)
-        x = x.to_dask_array(lengths=lengths).astype(np.float32)
-        y = y.to_dask_array(lengths=lengths)
-    return x, y, features
-
-
-def place(client: Any, x: Any, y: Any, *, round_robin: bool) -> tuple[Any, Any]:
-    """``x`` and ``y`` persisted on the workers: partition ``i`` on worker ``i % n``
-    (sorted by address), or where the scheduler puts them."""
-    if not round_robin:
-        placed = client.persist([x, y])
-        return placed[0], placed[1]
-    import dask.array as da
-    import dask.dataframe as dd
-
-    workers = sorted(client.scheduler_info()["workers"])
-    is_array = isinstance(x, da.Array)
-    xb, yb = (x.blocks, y.blocks) if is_array else (x.partitions, y.partitions)
-    xs, ys = [], []
-    for i in range(x.numblocks[0] if is_array else x.npartitions):
-        xi, yi = client.persist([xb[i], yb[i]], workers=[workers[i % len(workers)]])
-        xs.append(xi)
-        ys.append(yi)
-    if is_array:
-        return da.concatenate(xs, axis=0), da.concatenate(ys, axis=0)
-    return dd.concat(xs), dd.concat(ys)
-
-
 def lightgbm_params(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "n_estimators": args.n_estimators,
@@ -209,48 +188,11 @@ def lightgbm_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def step_train(ctx: Context) -> dict[str, Any]:
-    """LightGBM on the reference files: lightgbm.DaskLGBMClassifier directly, or the
-    project's ``executor.fit`` (``--trainer project``)."""
-    if ctx.args.trainer == "project":
-        return train_with_executor(ctx)
-    import lightgbm as lgb
-    from distributed import wait
-
-    args = ctx.args
-    x, y, features = training_inputs(ctx, ctx.reference)
-    categorical = (
-        [features.index(c) for c in CATEGORICAL] if args.categoricals == "codes" else "auto"
-    )
-    ctx.sampler.step("train:read")
-    t0 = time.perf_counter()
-    x, y = place(ctx.client, x, y, round_robin=args.placement == "round-robin")
-    wait([x, y])
-    load_s = time.perf_counter() - t0
-    placement: dict[str, int] = {}
-    for holders in ctx.client.who_has(x).values():
-        for address in holders:
-            placement[address] = placement.get(address, 0) + 1
-    ctx.sampler.step("train:fit")
-    t0 = time.perf_counter()
-    model = lgb.DaskLGBMClassifier(
-        client=ctx.client, n_jobs=1, random_state=args.seed, **lightgbm_params(args)
-    )
-    model.fit(x, y, categorical_feature=categorical)
-    fit_s = time.perf_counter() - t0
-    ctx.results["model"] = model
-    ctx.results["features"] = features
-    booster = model.booster_
-    del x, y
-    return {
-        "read_persist_s": load_s,
-        "fit_s": fit_s,
-        "partitions_per_worker": dict(sorted(placement.items())),
-        "features": len(features),
-        "categoricals": args.categoricals,
-        "train_input": args.train_input,
-        "trees": booster.num_trees(),
-        "settings": {**lightgbm_params(args), "n_jobs": 1},
-    }
+    """LightGBM on the reference files: the project's ``executor.fit`` or, with
+    ``--trainer direct``, lightgbm.DaskLGBMClassifier (:mod:`scale_direct`)."""
+    if ctx.args.trainer == "direct":
+        return train_direct(ctx, lightgbm_params(ctx.args))
+    return train_with_executor(ctx)
 
 
 def train_with_executor(ctx: Context) -> dict[str, Any]:
@@ -268,17 +210,30 @@ def train_with_executor(ctx: Context) -> dict[str, Any]:
     params = lightgbm_params(ctx.args)
     trainer = build_trainer(spec, train_section(estimator="lightgbm.LGBMClassifier", params=params))
     executor = project_executor(ctx)
-    ctx.sampler.step("train:fit")
     data = parquet_files(ctx.reference)
-    ctx.results["pipeline"] = executor.fit(trainer, data, seed=ctx.args.seed)
-    return {"trainer": "project executor.fit", "settings": params}
+    pipeline = executor.fit(trainer, data, seed=ctx.args.seed)
+    ctx.results["pipeline"] = pipeline
+    return {
+        "trainer": "project executor.fit",
+        "settings": {**params, "random_state": ctx.args.seed},
+        **fitted_model(pipeline),
+    }
 
 
-def _as_trained(frame: Any, features: list[str], as_frame: bool) -> Any:
-    """The raw feature columns as the model was trained on them (float32)."""
-    coded = _codes(frame, "float32") if set(CATEGORICAL) & set(features) else frame
-    x = coded[features].astype(np.float32)
-    return x if as_frame else x.to_numpy()
+def fitted_model(pipeline: Any) -> dict[str, Any]:
+    """What the project's fit returned: its steps, the booster's features (those it treats
+    as categorical: LightGBM lists their levels under ``values``) and trees."""
+    steps = getattr(pipeline, "steps", None) or [("model", pipeline)]
+    out: dict[str, Any] = {"pipeline": [f"{n}: {type(s).__name__}" for n, s in steps]}
+    booster = getattr(steps[-1][1], "booster_", None)
+    if booster is not None:
+        infos = booster.dump_model(num_iteration=1)["feature_infos"]
+        out.update(
+            booster_features=booster.num_feature(),
+            categorical_in_booster=[n for n, i in infos.items() if i.get("values")],
+            trees=booster.num_trees(),
+        )
+    return out
 
 
 def step_evaluate(ctx: Context) -> dict[str, Any]:
@@ -287,23 +242,9 @@ def step_evaluate(ctx: Context) -> dict[str, Any]:
     (score,) = _project("retrainer.evaluate.metrics", "score")
     if "model" not in ctx.results and "pipeline" not in ctx.results:
         raise Skipped("no model (the train step did not run)")
-    from functools import partial
-
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import FunctionTransformer
-
     model = ctx.results.get("pipeline")
     if model is None:
-        model = make_pipeline(
-            FunctionTransformer(
-                partial(
-                    _as_trained,
-                    features=ctx.results["features"],
-                    as_frame=ctx.args.train_input == "frame",
-                )
-            ),
-            ctx.results["model"].to_local(),
-        )
+        model = direct_model(ctx)
     y, scores = holdout_scores(
         project_executor(ctx),
         {"candidate": model},
@@ -326,28 +267,30 @@ STEPS: dict[str, Callable[[Context], dict[str, Any]]] = {
 # --------------------------------------------------------------------------- run
 
 
-def start_cluster(args: argparse.Namespace) -> tuple[Any, Any]:
-    import dask
-    from distributed import Client, LocalCluster
+class StepTimeout:
+    """Interrupts the main thread when a step outlives ``seconds`` (None: never)."""
 
-    memory = {} if args.spill else {"target": False, "spill": False}
-    config = {"distributed.worker.daemon": False}
-    config.update({f"distributed.worker.memory.{k}": v for k, v in memory.items()})
-    with dask.config.set(config):
-        cluster = LocalCluster(
-            n_workers=args.workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            memory_limit=args.memory_limit,
-        )
-    return cluster, Client(cluster)
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._timer: threading.Timer | None = None
 
+    def start(self) -> None:
+        self.cancel()
+        self.fired = False
+        if self.seconds is not None:
+            self._timer = threading.Timer(self.seconds, self._fire)
+            self._timer.daemon = True
+            self._timer.start()
 
-def worker_roles(client: Any) -> dict[int, str]:
-    pids = client.run(os.getpid)
-    return {pid: f"worker-{i}" for i, (_, pid) in enumerate(sorted(pids.items()))}
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self) -> None:
+        self.fired = True
+        _thread.interrupt_main()
 
 
 def run_once(args: argparse.Namespace, rows: int) -> dict[str, Any]:
@@ -375,10 +318,12 @@ def run_once(args: argparse.Namespace, rows: int) -> dict[str, Any]:
         sampler.set_roles(roles)
         steps["cluster"] = {"status": "ok", "wall_s": time.perf_counter() - t0}
         ctx = Context(args, reference, current, client, sampler)
+        timeout = StepTimeout(args.step_timeout)
         for name in args.steps:
             sampler.step(name)
             t0 = time.perf_counter()
             entry: dict[str, Any]
+            timeout.start()
             try:
                 entry = {"status": "ok", **STEPS[name](ctx)}
             except Skipped as exc:
@@ -386,9 +331,14 @@ def run_once(args: argparse.Namespace, rows: int) -> dict[str, Any]:
             except Exception as exc:  # noqa: BLE001 - a failed step is a finding to report
                 entry = {"status": "failed", "error": repr(exc), "trace": traceback.format_exc()}
             except KeyboardInterrupt:
-                if not sampler.lost:
+                if sampler.lost:
+                    entry = {"status": "failed", "error": f"worker process lost: {sampler.lost}"}
+                elif timeout.fired:
+                    entry = {"status": "failed", "error": f"over {args.step_timeout} s: stopped"}
+                else:
                     raise
-                entry = {"status": "failed", "error": f"worker process lost: {sampler.lost}"}
+            finally:
+                timeout.cancel()
             entry["wall_s"] = time.perf_counter() - t0
             now = worker_roles(client)
             if set(now) != set(roles):
@@ -397,7 +347,7 @@ def run_once(args: argparse.Namespace, rows: int) -> dict[str, Any]:
                 sampler.set_roles(roles)
             steps[name] = entry
             print(f"  {name:<9} {entry['status']:<8} {entry['wall_s']:8.1f} s", file=sys.stderr)
-            if sampler.lost:
+            if sampler.lost or timeout.fired:
                 break  # the cluster's state is unknown: later steps would measure nothing
     finally:
         sampler.watching = False
@@ -409,11 +359,17 @@ def run_once(args: argparse.Namespace, rows: int) -> dict[str, Any]:
         if cluster is not None:
             cluster.close()
         sampler.stop()
+    whole: dict[str, dict[str, int]] = {}  # a step's peaks, its phases' included
     for name, peaks in sampler.step_peaks.items():
         step, _, phase = name.partition(":")
         if step in steps:
-            key = f"peak_rss_mib_{phase}" if phase else "peak_rss_mib"
-            steps[step][key] = {k: mib(v) for k, v in sorted(peaks.items())}
+            if phase:
+                steps[step][f"peak_rss_mib_{phase}"] = {k: mib(v) for k, v in sorted(peaks.items())}
+            tally = whole.setdefault(step, {})
+            for label, rss in peaks.items():
+                tally[label] = max(tally.get(label, 0), rss)
+    for step, tally in whole.items():
+        steps[step]["peak_rss_mib"] = {k: mib(v) for k, v in sorted(tally.items())}
     workers = [v for k, v in sampler.peaks.items() if k.startswith("worker-")]
     result.update(
         steps=steps,
@@ -425,22 +381,12 @@ def run_once(args: argparse.Namespace, rows: int) -> dict[str, Any]:
     return result
 
 
-def parse_rows(text: str) -> int:
-    text = text.strip().upper().replace("_", "").replace(",", "")
-    scale = {"K": 10**3, "M": 10**6}.get(text[-1:], 1)
-    return int(float(text[:-1]) * scale) if scale > 1 else int(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--rows", type=parse_rows, nargs="+", default=[20_000_000], help="e.g. 2M 20M"
     )
-    parser.add_argument("--data-dir", type=Path, default=Path("/work/bench-data"))
-    parser.add_argument("--seed", type=int, default=20261126)
-    parser.add_argument("--current-share", type=float, default=0.1)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--memory-limit", default="4GB")
+    add_options(parser)
     parser.add_argument("--steps", type=lambda s: s.split(","), default=list(STEPS))
     parser.add_argument("--drift-rows", type=int, default=200_000)
     parser.add_argument(
@@ -451,40 +397,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-bin", type=int, default=255)
     parser.add_argument(
         "--trainer",
-        choices=("direct", "project"),
-        default="direct",
-        help="direct: DaskLGBMClassifier on float32 codes; project: executor.fit",
+        choices=("project", "direct"),
+        default="project",
+        help="project: the product's executor.fit; direct: DaskLGBMClassifier on float32 codes",
     )
     parser.add_argument("--categoricals", choices=("codes", "drop"), default="codes")
     parser.add_argument("--train-input", choices=("array", "frame"), default="array")
     parser.add_argument("--force-col-wise", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument(
-        "--spill",
-        action="store_true",
-        help="let workers spill to disk (default: off; LightGBM's sockets cannot be pickled)",
-    )
-    parser.add_argument(
-        "--arrow-pool",
-        choices=("default", "system"),
-        default="system",
-        help="pyarrow's memory pool in the workers (system: malloc, trimmed by the nanny)",
-    )
     parser.add_argument(
         "--placement",
         choices=("round-robin", "scheduler"),
         default="round-robin",
         help="training partitions: file i on worker i %% n, or wherever Dask puts them",
     )
-    parser.add_argument("--sample-every", type=float, default=0.2)
+    parser.add_argument(
+        "--step-timeout", type=float, help="fail a step (and stop) after this many seconds"
+    )
     parser.add_argument("--generate-only", action="store_true")
-    parser.add_argument("--json", type=Path, help="write the result here")
     args = parser.parse_args(argv)
     unknown = [s for s in args.steps if s not in STEPS]
     if unknown:
         parser.error(f"unknown steps {unknown}; known: {', '.join(STEPS)}")
 
-    if args.arrow_pool == "system":
-        os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
+    apply_arrow_pool(args)
     load_start = load_average()
     runs = []
     for rows in args.rows:
@@ -502,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "dask_scale",
         "command": f".venv/bin/python benchmarks/dask_scale.py {command}".strip(),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "cluster": {"options": cluster_options(args), "dask_config": memory_config(args)},
         "machine": machine_info(),
         "load_start": load_start,
         "load_end": load_average(),
