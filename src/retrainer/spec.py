@@ -31,7 +31,7 @@ from pydantic import (
 from retrainer.errors import SpecError
 from retrainer.evaluate.metrics import METRICS
 from retrainer.secrets import check_references
-from retrainer.spec_base import Duration, Section, parse_duration
+from retrainer.spec_base import Duration, Section, parse_duration, parse_executor
 from retrainer.spec_contract import ColumnRule, ContractSection, DuplicatesRule, VolumeRule
 from retrainer.spec_deploy import AlertSpec, CanarySpec, DeploySection, GuardrailSpec, ShadowSpec
 from retrainer.spec_errors import explain, kind_of, read_yaml
@@ -49,6 +49,7 @@ from retrainer.spec_governance import (
     AutoIfSpec,
     RetentionSection,
 )
+from retrainer.spec_monitor import DriftSection, MonitorSection
 
 __all__ = [
     "AlertSpec",
@@ -272,55 +273,6 @@ class RetrainPolicy(Section):
     per: Duration = Field(default=timedelta(days=7), description="... per this period")
 
 
-class EffectSpec(Section):
-    effect: str
-    min_effect: float = Field(ge=0.0)
-
-
-class DriftSection(Section):
-    """How drift is judged: a feature drifts only when its effect size reaches
-    ``min_effect`` *and* its test (``numeric_test`` or chi-square) is significant at
-    ``alpha`` after correction across features, with at least ``min_samples`` rows on
-    each side."""
-
-    alpha: float = Field(default=0.01, gt=0.0, lt=1.0)
-    correction: Literal["bh", "bonferroni", "none"] = "bh"
-    min_samples: int = Field(default=200, ge=1)
-    numeric_test: Literal["ks", "t", "ks+t"] = Field(
-        default="ks+t",
-        description="ks, t (Welch) or ks+t (Bonferroni: min(1, 2*min(p_ks, p_t)))",
-    )
-    numeric: EffectSpec = Field(default_factory=lambda: EffectSpec(effect="psi", min_effect=0.2))
-    categorical: EffectSpec = Field(
-        default_factory=lambda: EffectSpec(effect="cramers_v", min_effect=0.1)
-    )
-    domain_classifier: bool = False
-    profile_rows: int = Field(
-        default=250_000,
-        ge=1_000,
-        description="numeric values a reference profile keeps per column; a larger "
-        "training set keeps those of a uniform sample of rows (counts and moments stay exact)",
-    )
-
-    @model_validator(mode="after")
-    def _effects(self) -> DriftSection:
-        for where, value, known in (
-            ("numeric", self.numeric.effect, ("ks", "psi", "js", "wasserstein")),
-            ("categorical", self.categorical.effect, ("cramers_v", "psi", "js")),
-        ):
-            if value not in known:
-                raise ValueError(
-                    f"{where}.effect: expected one of {', '.join(known)}, got {value!r}"
-                )
-        return self
-
-
-class MonitorSection(Section):
-    """What the monitor measures on each new batch."""
-
-    drift: DriftSection = Field(default_factory=DriftSection)
-
-
 class LeakageSpec(Section):
     """Checks that refuse to train on data that leaks the target (LEAKAGE_SUSPECTED)."""
 
@@ -373,24 +325,6 @@ class TrainSection(Section):
         if self.entrypoint is not None and self.params:
             raise ValueError("'params' go with 'estimator'; an entrypoint reads its own config")
         return self
-
-
-def parse_executor(value: str) -> tuple[str, str | None]:
-    """The spec's ``executor``: ``("local", None)``, ``("dask-local", None)`` or
-    ``("dask", "tcp://HOST:PORT")``.
-
-    Raises:
-        ValueError: ``value`` is none of the three forms (the message says what is expected).
-    """
-    text = value.strip()
-    if text in ("local", "dask-local"):
-        return text, None
-    if text.startswith("dask://"):
-        hostport = text[len("dask://") :]
-        host, sep, port = hostport.rpartition(":")
-        if sep and host and port.isdigit() and 0 < int(port) < 65536 and "/" not in hostport:
-            return "dask", f"tcp://{host}:{int(port)}"
-    raise ValueError(f"expected 'local', 'dask-local' or 'dask://HOST:PORT', got {value!r}")
 
 
 class PipelineSpec(Section):

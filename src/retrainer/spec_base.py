@@ -13,7 +13,7 @@ from pydantic import (
     PlainSerializer,
 )
 
-__all__ = ["Duration", "Section", "parse_duration"]
+__all__ = ["Duration", "Section", "parse_duration", "parse_executor"]
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -48,3 +48,21 @@ class Section(BaseModel):
     """A spec section: unknown keys are errors, values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_executor(value: str) -> tuple[str, str | None]:
+    """The spec's ``executor``: ``("local", None)``, ``("dask-local", None)`` or
+    ``("dask", "tcp://HOST:PORT")``.
+
+    Raises:
+        ValueError: ``value`` is none of the three forms (the message says what is expected).
+    """
+    text = value.strip()
+    if text in ("local", "dask-local"):
+        return text, None
+    if text.startswith("dask://"):
+        hostport = text[len("dask://") :]
+        host, sep, port = hostport.rpartition(":")
+        if sep and host and port.isdigit() and 0 < int(port) < 65536 and "/" not in hostport:
+            return "dask", f"tcp://{host}:{int(port)}"
+    raise ValueError(f"expected 'local', 'dask-local' or 'dask://HOST:PORT', got {value!r}")

@@ -9,8 +9,6 @@ deleted. Watermarks advance in the same transaction as the batches they cover.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +18,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from retrainer.data.parts import ParquetFiles
+from retrainer.data.ledger_parts import SnapshotParts
 from retrainer.data.snapshot import (
     SnapshotInfo,
     describe_frame,
@@ -28,16 +26,13 @@ from retrainer.data.snapshot import (
     frame_to_parquet,
 )
 from retrainer.data.sources import BatchRef
-from retrainer.errors import ConflictError, DataSourceError, NotFoundError
+from retrainer.errors import ConflictError, NotFoundError
 from retrainer.registry.artifacts import ArtifactStore
 from retrainer.registry.audit import append_event
 from retrainer.registry.db import Database, as_utc
 from retrainer.registry.tables import Batch, BatchScore, Snapshot, Watermark
 
-__all__ = ["PARTS_FORMAT", "BatchRecord", "Ledger", "ScoreRecord", "SnapshotRecord"]
-
-PARTS_FORMAT = "retrainer.snapshot-parts.v1"
-"""A snapshot kept in parts: its blob is this JSON manifest instead of Parquet."""
+__all__ = ["BatchRecord", "Ledger", "ScoreRecord", "SnapshotRecord"]
 
 
 @dataclass(frozen=True)
@@ -114,7 +109,7 @@ def _snap(row: Snapshot) -> SnapshotRecord:
     )
 
 
-class Ledger:
+class Ledger(SnapshotParts):
     """Batches, snapshots and watermarks of one store (each method one transaction)."""
 
     def __init__(self, db: Database, artifacts: ArtifactStore) -> None:
@@ -204,53 +199,6 @@ class Ledger:
             return frame_from_parquet(data)
         frames = [files.read(i) for i in range(len(files))]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-    def files(self, snapshots: Sequence[SnapshotRecord]) -> ParquetFiles:
-        """Whole-frame snapshots as one dataset in parts, read lazily (each blob's
-        sha256 checked as it is read)."""
-        shas = [s.artifact_sha256 for s in snapshots]
-        return ParquetFiles(tuple(self.artifacts.uri_of(h) for h in shas), sha256=tuple(shas))
-
-    def parts(self, snapshot: SnapshotRecord) -> ParquetFiles | None:
-        """The parts of a snapshot kept in parts (:meth:`snapshot_parts`), else None."""
-        data = self.artifacts.get(snapshot.artifact_sha256, what=f"snapshot {snapshot.id}")
-        return self._manifest(data, snapshot)
-
-    def snapshot_parts(
-        self, model: str, kind: str, source_uri: str, files: ParquetFiles, info: SnapshotInfo
-    ) -> SnapshotRecord:
-        """Record rows kept in parts (masked whole-frame snapshots, see :meth:`files`)
-        without gathering them: a small manifest names each part's blob and row mask;
-        ``info`` is :func:`~retrainer.data.snapshot.describe_parts` of ``files``."""
-        if files.sha256 is None or any(h is None for h in files.sha256):
-            raise ValueError("parts of a snapshot must be stored blobs with their sha256")
-        keep = files.keep or (None,) * len(files)
-        manifest = {
-            "format": PARTS_FORMAT,
-            "parts": [
-                {"sha256": h, "keep": None if k is None else base64.b64encode(k).decode()}
-                for h, k in zip(files.sha256, keep, strict=True)
-            ],
-        }
-        blob = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
-        return self._record(model, kind, source_uri, info, lambda: self.artifacts.put(blob))
-
-    def _manifest(self, data: bytes, snapshot: SnapshotRecord) -> ParquetFiles | None:
-        if not data.startswith(b"{"):
-            return None
-        try:
-            manifest = json.loads(data)
-            if manifest.get("format") != PARTS_FORMAT:
-                raise ValueError(f"format {manifest.get('format')!r}")
-            shas = tuple(str(p["sha256"]) for p in manifest["parts"])
-            keep = tuple(
-                None if p["keep"] is None else base64.b64decode(p["keep"])
-                for p in manifest["parts"]
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DataSourceError(f"snapshot {snapshot.id}: not a valid manifest: {exc}") from exc
-        uris = tuple(self.artifacts.uri_of(h) for h in shas)
-        return ParquetFiles(uris, sha256=shas, keep=keep)
 
     # -- batches and watermarks -------------------------------------------------------
 

@@ -10,9 +10,11 @@ from many batches is described by a few bytes per batch and read lazily.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,7 +26,17 @@ import pyarrow.parquet as pq
 
 from retrainer.errors import ArtifactIntegrityError, DataSourceError
 
-__all__ = ["ParquetFiles", "pack_mask", "unpack_mask"]
+__all__ = [
+    "MANIFEST_FORMAT",
+    "ParquetFiles",
+    "manifest_bytes",
+    "pack_mask",
+    "read_manifest",
+    "unpack_mask",
+]
+
+MANIFEST_FORMAT = "retrainer.snapshot-parts.v1"
+"""A snapshot kept in parts: its blob is this JSON manifest instead of Parquet."""
 
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 
@@ -119,3 +131,41 @@ class ParquetFiles:
         if self.keep is not None:
             raise ValueError("these files are masked already")
         return replace(self, keep=tuple(keep))
+
+
+def manifest_bytes(files: ParquetFiles) -> bytes:
+    """The manifest of a snapshot kept in parts: each part's blob sha256 and packed row
+    mask (base64), as canonical JSON. The parts must be blobs with their sha256."""
+    if files.sha256 is None or any(h is None for h in files.sha256):
+        raise ValueError("parts of a snapshot must be stored blobs with their sha256")
+    keep = files.keep or (None,) * len(files)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "parts": [
+            {"sha256": h, "keep": None if k is None else base64.b64encode(k).decode()}
+            for h, k in zip(files.sha256, keep, strict=True)
+        ],
+    }
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+
+
+def read_manifest(data: bytes, uri_of: Callable[[str], str]) -> ParquetFiles | None:
+    """The parts a manifest names (``uri_of`` turns a blob's sha256 into its URI), or
+    None when ``data`` is not a manifest (a whole frame's Parquet bytes).
+
+    Raises:
+        ValueError: ``data`` looks like a manifest but is not a valid one.
+    """
+    if not data.startswith(b"{"):
+        return None
+    try:
+        manifest = json.loads(data)
+        if manifest.get("format") != MANIFEST_FORMAT:
+            raise ValueError(f"format {manifest.get('format')!r}")
+        shas = tuple(str(p["sha256"]) for p in manifest["parts"])
+        keep = tuple(
+            None if p["keep"] is None else base64.b64decode(p["keep"]) for p in manifest["parts"]
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(str(exc)) from exc
+    return ParquetFiles(tuple(uri_of(h) for h in shas), sha256=shas, keep=keep)
