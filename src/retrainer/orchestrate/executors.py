@@ -13,7 +13,7 @@ the partial results on the client (:mod:`retrainer.monitor.drift.partial`,
 :mod:`retrainer.evaluate.partitioned`). Every merge is exact and independent of how
 the rows are split, so the local and the Dask executor compute the same numbers, bit
 for bit. A dataset is a pandas frame, a :class:`ParquetFiles` list (read lazily, one
-file at a time on the local executor, as a Dask dataframe on Dask) or, on Dask, a
+file at a time on the local executor, one task a file on Dask) or, on Dask, a
 Dask dataframe.
 """
 
