@@ -4,10 +4,12 @@
 and ``benchmarks/dask_vs_local.py``; :func:`start_cluster` starts the cluster they
 describe: worker processes on loopback, one thread each, ``--memory-limit`` per worker,
 no dashboard. Workers neither spill (LightGBM keeps a socket in worker memory, which
-cannot be pickled) nor pause (a paused worker runs no task and fetches no data, and the
-memory LightGBM's partitions hold is never released, so training would wait for ever;
-with pausing off a worker that outgrows its limit is killed by the nanny at 95 % and
-the benchmark reports it), unless ``--spill`` / ``--pause`` say otherwise.
+cannot be pickled) nor pause, unless ``--spill`` / ``--pause`` say otherwise. A paused
+worker (80 % of its limit by default) starts no task and fetches no data, while the
+memory LightGBM's partitions hold is not released until training ends: with the
+direct trainer at 20M rows both workers paused for 2 min 18 s of training. With pausing
+off, a worker either finishes or outgrows its limit and is killed by the nanny at 95 %,
+which the benchmark reports.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "--pause",
         action="store_true",
         help="let workers pause at 80%% of their limit (default: off; a paused worker "
-        "never resumes while LightGBM holds its partitions)",
+        "starts no task while LightGBM holds its partitions)",
     )
     parser.add_argument(
         "--arrow-pool",

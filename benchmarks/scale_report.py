@@ -1,7 +1,9 @@
 """Markdown tables of the issue 8 benchmarks' JSON results, for docs/benchmarks.md.
 
 ``dask_scale`` results (one or more files, one or more sizes each): wall time and peak
-RSS per step and size, then each step's scaling against the smallest size as
+RSS per step and size (several runs of a size: the median wall time, each run's in
+brackets, and the highest peak of each process label over the runs), then each step's
+scaling against the smallest size (medians) as
 ``(time ratio) / (size ratio)`` (at most 1: time grows at most linearly), and the
 memory limits of issue 8 (client under 1 GB, each worker under 4 GB; GB = 10^9 bytes,
 the unit of Dask's ``--memory-limit 4GB``). ``dask_vs_local`` results: wall time per
@@ -13,7 +15,9 @@ side and step, the overhead ratio and the equality checks.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,8 +31,46 @@ def _mib(x: float | None) -> str:
     return "n/a" if x is None else f"{x:,.0f}"
 
 
+def _highest(tallies: list[dict[str, float]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for tally in tallies:
+        for label, v in tally.items():
+            out[label] = max(out.get(label, 0.0), v)
+    return out
+
+
+def merge_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One run per size: median wall time per step (``walls``: each run's), highest peaks."""
+    merged = []
+    for rows in sorted({r["rows"] for r in runs}):
+        same = [r for r in runs if r["rows"] == rows]
+        steps = {}
+        for step in STEPS:
+            entries = [r["steps"][step] for r in same if step in r["steps"]]
+            if not entries:
+                continue
+            statuses = sorted({e["status"] for e in entries})
+            walls = [e["wall_s"] for e in entries]
+            steps[step] = {
+                "status": "/".join(statuses),
+                "wall_s": statistics.median(walls),
+                "walls": walls,
+                "peak_rss_mib": _highest([e.get("peak_rss_mib", {}) for e in entries]),
+            }
+        peaks = _highest([r.get("peak_rss_mib", {}) for r in same])
+        merged.append({"rows": rows, "steps": steps, "peak_rss_mib": peaks, "n": len(same)})
+    return merged
+
+
+def _walls(e: dict[str, Any]) -> str:
+    each = e.get("walls", [e["wall_s"]])
+    if len(each) == 1:
+        return f"{e['wall_s']:.1f}"
+    return f"{e['wall_s']:.1f} ({' / '.join(f'{w:.1f}' for w in each)})"
+
+
 def scale_tables(runs: list[dict[str, Any]]) -> list[str]:
-    runs = sorted(runs, key=lambda r: r["rows"])
+    runs = merge_runs(runs)
     out = [
         "| rows | step | status | wall s | client peak MiB | worker-0 peak MiB | "
         "worker-1 peak MiB |",
@@ -43,13 +85,14 @@ def scale_tables(runs: list[dict[str, Any]]) -> list[str]:
             total += e["wall_s"]
             peaks = e.get("peak_rss_mib", {})
             out.append(
-                f"| {r['rows']:,} | {step} | {e['status']} | {e['wall_s']:.1f} | "
+                f"| {r['rows']:,} | {step} | {e['status']} | {_walls(e)} | "
                 f"{_mib(peaks.get('client'))} | {_mib(peaks.get('worker-0'))} | "
                 f"{_mib(peaks.get('worker-1'))} |"
             )
         peaks = r.get("peak_rss_mib", {})
         out.append(
-            f"| {r['rows']:,} | **all four** | | **{total:.1f}** | "
+            f"| {r['rows']:,} | **all four** ({r['n']} run{'s' if r['n'] > 1 else ''}) | | "
+            f"**{total:.1f}** | "
             f"**{_mib(peaks.get('client'))}** | **{_mib(peaks.get('worker-0'))}** | "
             f"**{_mib(peaks.get('worker-1'))}** |"
         )
@@ -57,32 +100,42 @@ def scale_tables(runs: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _wall(r: dict[str, Any], step: str) -> float | None:
+    e = r["steps"].get(step)
+    return e["wall_s"] if e is not None and e["status"] == "ok" else None
+
+
+def _ratios(base: dict[str, Any], r: dict[str, Any]) -> list[str]:
+    """(time ratio) / (size ratio) of ``r`` against ``base``, per step and all four."""
+    size = r["rows"] / base["rows"]
+    cells = []
+    for step in STEPS:
+        a, b = _wall(base, step), _wall(r, step)
+        cells.append("n/a" if a is None or b is None else f"{b / a / size:.2f}")
+    totals = [[_wall(x, s) for s in STEPS] for x in (base, r)]
+    if all(v is not None for t in totals for v in t):
+        cells.append(f"{sum(totals[1]) / sum(totals[0]) / size:.2f}")
+    else:
+        cells.append("n/a")
+    return cells
+
+
 def ratio_table(runs: list[dict[str, Any]]) -> list[str]:
-    base = runs[0]
-    head = "| rows | size ratio | " + " | ".join(STEPS) + " | all four |"
+    """Each size against the smallest, and against the size before it."""
     out = [
-        f"(time ratio) / (size ratio) against {base['rows']:,} rows (1.00 = linear):",
+        "(time ratio) / (size ratio), 1.00 = linear:",
         "",
-        head,
-        "| ---: | ---: |" + " ---: |" * (len(STEPS) + 1),
+        "| rows | against | size ratio | " + " | ".join(STEPS) + " | all four |",
+        "| ---: | ---: | ---: |" + " ---: |" * (len(STEPS) + 1),
     ]
-
-    def wall(r: dict[str, Any], step: str) -> float | None:
-        e = r["steps"].get(step)
-        return e["wall_s"] if e is not None and e["status"] == "ok" else None
-
-    for r in runs[1:]:
+    pairs = [(runs[0], r) for r in runs[1:]] + list(itertools.pairwise(runs[1:]))
+    for base, r in pairs:
         size = r["rows"] / base["rows"]
-        cells = []
-        for step in STEPS:
-            a, b = wall(base, step), wall(r, step)
-            cells.append("n/a" if a is None or b is None else f"{b / a / size:.2f}")
-        totals = [[wall(x, s) for s in STEPS] for x in (base, r)]
-        if all(v is not None for t in totals for v in t):
-            cells.append(f"{sum(totals[1]) / sum(totals[0]) / size:.2f}")
-        else:
-            cells.append("n/a")
-        out.append(f"| {r['rows']:,} | {size:g} | " + " | ".join(cells) + " |")
+        out.append(
+            f"| {r['rows']:,} | {base['rows']:,} | {size:g} | "
+            + " | ".join(_ratios(base, r))
+            + " |"
+        )
     return out
 
 
