@@ -2,10 +2,10 @@
 
 Imported only when the spec's ``executor`` is ``dask-local`` or ``dask://HOST:PORT``
 (the ``retrainer[dask]`` extra). ``dask-local`` starts a ``LocalCluster`` of worker
-processes bound to loopback, one thread each, with no dashboard; ``dask://`` connects
-to a running scheduler. A pandas frame is split into contiguous partitions of
+processes bound to loopback, one thread each, that do not spill to disk; ``dask://``
+connects to a running scheduler. A pandas frame is split into contiguous partitions of
 :data:`~retrainer.orchestrate.executors.DEFAULT_PARTITION_ROWS` rows; each file of a
-:class:`~retrainer.orchestrate.executors.ParquetFiles` is read on a worker; a Dask
+:class:`~retrainer.data.parts.ParquetFiles` is read on a worker; a Dask
 dataframe is used as it is. Only the functions' results travel back.
 """
 
@@ -38,6 +38,15 @@ T = TypeVar("T")
 
 def _read(files: ParquetFiles) -> pd.DataFrame:
     return files.read(0)
+
+
+_LOCAL_CONFIG = {
+    "distributed.worker.daemon": False,
+    # a LocalCluster we start does not spill to disk: LightGBM's Dask training keeps a
+    # socket in worker memory, which cannot be pickled (docs/benchmarks.md, issue 8)
+    "distributed.worker.memory.target": False,
+    "distributed.worker.memory.spill": False,
+}
 
 
 class DaskExecutor:
@@ -74,7 +83,7 @@ class DaskExecutor:
             ExecutorError: the scheduler cannot be reached (the message names it).
         """
         if self._client is None:
-            with dask.config.set({"distributed.worker.daemon": False}):
+            with dask.config.set(_LOCAL_CONFIG):
                 if self.address is None:
                     options: dict[str, Any] = {
                         "processes": True,
