@@ -123,10 +123,11 @@ spec_app.command("show")(spec_show)
 
 def main() -> None:
     """Console entry point."""
-    logging.basicConfig(
-        level=os.environ.get("RETRAINER_LOG", "WARNING"),
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    level = os.environ.get("RETRAINER_LOG", "WARNING")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # Dask's distributed sets its own loggers to INFO when imported (a Dask executor):
+    # the same level as ours, unless the user configured Dask's logging themselves
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", level.lower())
     try:
         app()
     except KeyboardInterrupt:
