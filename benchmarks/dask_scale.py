@@ -7,7 +7,7 @@ which five columns are shifted (:data:`SHIFTS`). Then, on a ``LocalCluster`` (wo
 processes on loopback, one thread each, ``--memory-limit`` per worker), the steps of a
 cycle (:data:`STEPS`) run one after the other and each is timed:
 
-* ``profile``: ``build_profile`` of the reference files (project API);
+* ``profile``: ``ReferenceProfile.build`` (on the executor) of the reference files (project API);
 * ``drift``: ``sample_rows`` of the current files, ``drift_report`` against the profile;
 * ``train``: LightGBM on the reference files. ``--trainer project`` (default): the
   product's path, ``executor.fit`` of a ``lightgbm.LGBMClassifier`` trainer
@@ -136,7 +136,7 @@ def parquet_files(dataset: Dataset) -> Any:
 
 
 def profile_rows(args: argparse.Namespace) -> int | None:
-    """The ``profile_rows`` build_profile uses: ``--profile-rows`` or its default."""
+    """The ``profile_rows`` the profile uses: ``--profile-rows`` or its default."""
     if args.profile_rows is not None:
         return int(args.profile_rows)
     try:
@@ -148,11 +148,16 @@ def profile_rows(args: argparse.Namespace) -> int | None:
 
 def step_profile(ctx: Context) -> dict[str, Any]:
     """Reference profile of the reference files, built on the workers."""
-    (build_profile,) = _project("retrainer.monitor.drift.partial", "build_profile")
+    (profile_cls,) = _project("retrainer.monitor.drift.profile", "ReferenceProfile")
     executor = project_executor(ctx)
     options = {} if ctx.args.profile_rows is None else {"profile_rows": ctx.args.profile_rows}
-    profile = build_profile(
-        executor, parquet_files(ctx.reference), NUMERIC, CATEGORICAL, seed=ctx.args.seed, **options
+    profile = profile_cls.build(
+        parquet_files(ctx.reference),
+        NUMERIC,
+        CATEGORICAL,
+        seed=ctx.args.seed,
+        executor=executor,
+        **options,
     )
     ctx.results["profile"] = profile
     return {
@@ -390,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=lambda s: s.split(","), default=list(STEPS))
     parser.add_argument("--drift-rows", type=int, default=200_000)
     parser.add_argument(
-        "--profile-rows", type=int, help="build_profile's profile_rows (default: its own)"
+        "--profile-rows", type=int, help="ReferenceProfile.build's profile_rows (default: its own)"
     )
     parser.add_argument("--n-estimators", type=int, default=50)
     parser.add_argument("--num-leaves", type=int, default=63)

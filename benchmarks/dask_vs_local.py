@@ -4,8 +4,8 @@ On the seeded datasets of ``benchmarks/scale_data.py`` (default 2M reference row
 current dataset of ``--current-share`` of them), two steps of a cycle run with each
 executor in the same process:
 
-* ``profile``: ``build_profile`` of the reference files (``--profile-rows``, default
-  the project's own);
+* ``profile``: ``ReferenceProfile.build`` (on the executor) of the reference files
+  (``--profile-rows``, default the project's own);
 * ``drift``: ``sample_rows`` of the current files (``--drift-rows``), then
   ``drift_report`` against that side's profile with the default ``DriftConfig``.
 
@@ -67,7 +67,8 @@ def run_side(
     """Profile and drift through ``executor``; the timings and what to compare."""
     from retrainer.data.parts import ParquetFiles
     from retrainer.monitor.drift import DriftConfig, drift_report
-    from retrainer.monitor.drift.partial import build_profile, sample_rows
+    from retrainer.monitor.drift.partial import sample_rows
+    from retrainer.monitor.drift.profile import ReferenceProfile
 
     options = {} if args.profile_rows is None else {"profile_rows": args.profile_rows}
     out: dict[str, Any] = {"wall_s": {}, "client_rss_before_mib": {}}
@@ -78,12 +79,12 @@ def run_side(
         return time.perf_counter()
 
     t0 = start("profile")
-    profile = build_profile(
-        executor,
+    profile = ReferenceProfile.build(
         ParquetFiles(paths=reference.paths),
         NUMERIC,
         CATEGORICAL,
         seed=args.seed,
+        executor=executor,
         **options,
     )
     out["wall_s"]["profile"] = time.perf_counter() - t0
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     add_options(parser)
     parser.add_argument("--drift-rows", type=int, default=200_000)
     parser.add_argument(
-        "--profile-rows", type=int, help="build_profile's profile_rows (default: its own)"
+        "--profile-rows", type=int, help="ReferenceProfile.build's profile_rows (default: its own)"
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each side, in turn")
     args = parser.parse_args(argv)

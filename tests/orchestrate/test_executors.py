@@ -20,8 +20,8 @@ from retrainer.data.parts import ParquetFiles
 from retrainer.data.snapshot import dataset_sha256
 from retrainer.errors import DataSourceError, ExecutorError, SpecError
 from retrainer.evaluate.partitioned import holdout_scores
-from retrainer.monitor.drift import drift_report
-from retrainer.monitor.drift.partial import build_profile, sample_rows
+from retrainer.monitor.drift import ReferenceProfile, drift_report
+from retrainer.monitor.drift.partial import sample_rows
 from retrainer.orchestrate.executors import Executor, LocalExecutor, build_executor
 from retrainer.spec import parse_executor
 
@@ -63,14 +63,26 @@ def test_profiles_are_byte_identical_on_dask_and_locally(
     dask_exec: Executor, tmp_path: Path
 ) -> None:
     frame = data()
-    local = build_profile(LocalExecutor(), frame, ["x", "z"], ["c"], seed=1).to_bytes()
+    local = ReferenceProfile.build(
+        frame, ["x", "z"], ["c"], seed=1, executor=LocalExecutor()
+    ).to_bytes()
     lazy = dd.from_pandas(frame, npartitions=5, sort=False)
     files = parquet_parts(frame, tmp_path, [999, 1000, 3210])
     assert dask_exec.partition_count(lazy) == 5
-    assert build_profile(dask_exec, lazy, ["x", "z"], ["c"], seed=1).to_bytes() == local
-    assert build_profile(dask_exec, files, ["x", "z"], ["c"], seed=1).to_bytes() == local
-    sampled = build_profile(LocalExecutor(), frame, ["x", "z"], ["c"], seed=1, profile_rows=1500)
-    on_dask = build_profile(dask_exec, files, ["x", "z"], ["c"], seed=1, profile_rows=1500)
+    assert (
+        ReferenceProfile.build(lazy, ["x", "z"], ["c"], seed=1, executor=dask_exec).to_bytes()
+        == local
+    )
+    assert (
+        ReferenceProfile.build(files, ["x", "z"], ["c"], seed=1, executor=dask_exec).to_bytes()
+        == local
+    )
+    sampled = ReferenceProfile.build(
+        frame, ["x", "z"], ["c"], seed=1, profile_rows=1500, executor=LocalExecutor()
+    )
+    on_dask = ReferenceProfile.build(
+        files, ["x", "z"], ["c"], seed=1, profile_rows=1500, executor=dask_exec
+    )
     assert on_dask.to_bytes() == sampled.to_bytes()
 
 
@@ -80,9 +92,9 @@ def test_drift_and_samples_are_identical_on_dask_and_locally(
     reference, current = data(), data(rows=3000, seed=7)
     current["z"] = current["z"] + 1.0
     files = parquet_parts(current, tmp_path, [1500])
-    local_profile = build_profile(LocalExecutor(), reference, ["x", "z"], ["c"])
-    dask_profile = build_profile(
-        dask_exec, dd.from_pandas(reference, npartitions=3), ["x", "z"], ["c"]
+    local_profile = ReferenceProfile.build(reference, ["x", "z"], ["c"], executor=LocalExecutor())
+    dask_profile = ReferenceProfile.build(
+        dd.from_pandas(reference, npartitions=3), ["x", "z"], ["c"], executor=dask_exec
     )
     local_batch = sample_rows(LocalExecutor(), current, 2000, seed=3)
     dask_batch = sample_rows(dask_exec, files, 2000, seed=3)
@@ -177,4 +189,4 @@ def test_a_task_lost_with_its_worker_is_an_executor_error() -> None:
 def test_an_error_in_the_function_is_the_function_s_error(dask_exec: Executor) -> None:
     frame = data(rows=10).assign(x="not a number")
     with pytest.raises(DataSourceError, match="'x' should be numeric"):
-        build_profile(dask_exec, frame, ["x"], [])
+        ReferenceProfile.build(frame, ["x"], [], executor=dask_exec)

@@ -14,7 +14,7 @@ import pytest
 from retrainer.data.parts import ParquetFiles
 from retrainer.errors import DataSourceError
 from retrainer.monitor.drift import ReferenceProfile, drift_report
-from retrainer.monitor.drift.partial import build_profile, sample_rows
+from retrainer.monitor.drift.partial import sample_rows
 from retrainer.orchestrate.executors import LocalExecutor
 
 T = TypeVar("T")
@@ -50,8 +50,7 @@ def frame(rows: int = 3000, seed: int = 4) -> pd.DataFrame:
 
 
 def profile(executor: Any, data: Any, **kwargs: Any) -> ReferenceProfile:
-    built: ReferenceProfile = build_profile(executor, data, ["x", "n"], ["c"], seed=2, **kwargs)
-    return built
+    return ReferenceProfile.build(data, ["x", "n"], ["c"], seed=2, executor=executor, **kwargs)
 
 
 @pytest.mark.parametrize("profile_rows", [1_000_000, 700])
@@ -116,7 +115,7 @@ def test_a_non_numeric_column_is_named_from_any_partition() -> None:
     with pytest.raises(DataSourceError, match="'x' should be numeric"):
         profile(Pieces([50]), data)
     with pytest.raises(DataSourceError, match="no column 'z'"):
-        build_profile(Pieces([50]), data, ["z"], [])
+        ReferenceProfile.build(data, ["z"], [], executor=Pieces([50]))
 
 
 @pytest.mark.parametrize("profile_rows", [1_000_000, 700])

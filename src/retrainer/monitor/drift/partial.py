@@ -1,6 +1,7 @@
 """Reference profiles built partition by partition, the same numbers however split.
 
-:func:`build_profile` reads a dataset through an executor (anything with
+:meth:`ReferenceProfile.build <retrainer.monitor.drift.profile.ReferenceProfile.build>`
+with an ``executor`` reads a dataset through it (anything with
 ``map_partitions``, e.g. :mod:`retrainer.orchestrate.executors`) in two passes:
 
 1. Each partition reports its row count, per numeric column the NaN/``±inf`` counts
@@ -42,7 +43,7 @@ from retrainer.monitor.drift.columns import (
 )
 from retrainer.monitor.drift.moments import Moments
 
-__all__ = ["PROFILE_ROWS", "PartitionMapper", "build_profile", "sample_rows"]
+__all__ = ["PROFILE_ROWS", "PartitionMapper", "gather", "sample_rows"]
 
 T = TypeVar("T")
 UIntArray = np.ndarray[Any, np.dtype[np.uint64]]
@@ -53,7 +54,7 @@ rows (counts and moments stay exact over all rows)."""
 
 
 class PartitionMapper(Protocol):
-    """What :func:`build_profile` needs of an executor."""
+    """What building a profile in parts needs of an executor."""
 
     def map_partitions(
         self, fn: Callable[..., T], data: Any, args: Sequence[Any] | None = None
@@ -260,35 +261,3 @@ def sample_rows(executor: PartitionMapper, data: Any, n: int, *, seed: int) -> p
         return out
     keys = np.concatenate([p[1] for p in parts])
     return out.iloc[np.argsort(keys, kind="stable")].reset_index(drop=True)
-
-
-def build_profile(
-    executor: PartitionMapper,
-    data: Any,
-    numeric: Sequence[str] = (),
-    categorical: Sequence[str] = (),
-    *,
-    psi_bins: int = 10,
-    sample_rows: int = 20_000,
-    seed: int = 0,
-    profile_rows: int = PROFILE_ROWS,
-) -> Any:
-    """The :class:`~retrainer.monitor.drift.profile.ReferenceProfile` of ``data``
-    (a pandas frame, Parquet files or a Dask dataframe, as ``executor`` takes).
-
-    Raises:
-        ValueError: a column is named twice, or the options are out of range.
-        DataSourceError: a column is missing, or a numeric one holds non-numbers.
-    """
-    from retrainer.monitor.drift.profile import ReferenceProfile
-
-    return ReferenceProfile.build(
-        data,
-        numeric,
-        categorical,
-        psi_bins=psi_bins,
-        sample_rows=sample_rows,
-        seed=seed,
-        profile_rows=profile_rows,
-        executor=executor,
-    )
