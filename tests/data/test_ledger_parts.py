@@ -47,6 +47,8 @@ def test_a_snapshot_in_parts_reads_back_its_kept_rows(ledger: Ledger) -> None:
     pd.testing.assert_frame_equal(ledger.load_frame(snap), pd.concat(expected, ignore_index=True))
     parts = ledger.parts(snap)
     assert parts is not None and parts.keep == files.keep
+    assert parts.row_counts() == [10, 5]  # from the masks, nothing read
+    assert ledger.files(snaps).row_counts() == [30, 20]  # from the Parquet footers
     assert ledger.parts(snaps[0]) is None  # a whole-frame snapshot
     again = ledger.snapshot_parts("m", "train", "src", files, info)
     assert again.id == snap.id  # the same rows: the same record

@@ -112,6 +112,26 @@ class ParquetFiles:
             return frame
         return frame[unpack_mask(packed, len(frame))].reset_index(drop=True)
 
+    def row_counts(self) -> list[int]:
+        """Rows of each partition, without reading the data: the kept rows of a mask,
+        else the row count in the file's Parquet footer.
+
+        Raises:
+            DataSourceError: a file is missing or not Parquet (the message names it).
+        """
+        counts = []
+        for i, path in enumerate(self.paths):
+            packed = None if self.keep is None else self.keep[i]
+            if packed is not None:
+                counts.append(int(np.unpackbits(np.frombuffer(packed, dtype=np.uint8)).sum()))
+                continue
+            try:
+                with fsspec.open(path, "rb") as f:
+                    counts.append(int(pq.ParquetFile(f).metadata.num_rows))
+            except (OSError, pa.ArrowException, ValueError) as exc:
+                raise DataSourceError(f"{path}: cannot read Parquet: {exc}") from exc
+        return counts
+
     def part(self, index: int) -> ParquetFiles:
         """File ``index`` alone (what one task on a worker needs)."""
         return ParquetFiles(

@@ -50,7 +50,8 @@ _LOCAL_CONFIG = {
 
 
 class DaskExecutor:
-    """Runs partitions on a Dask cluster (see the module docstring).
+    """Runs partitions on a Dask cluster (see the module docstring); data stays in parts
+    on the workers (``keeps_parts``).
 
     Args:
         address: ``tcp://HOST:PORT`` of a scheduler, or None for a new LocalCluster.
@@ -68,6 +69,7 @@ class DaskExecutor:
         connect_timeout: str = "10s",
     ) -> None:
         self.address = address
+        self.keeps_parts = True
         self.name = "dask-local" if address is None else f"dask://{address.removeprefix('tcp://')}"
         self._workers = workers
         self._memory_limit = memory_limit

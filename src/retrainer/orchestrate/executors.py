@@ -56,6 +56,9 @@ class Executor(Protocol):
     """Runs functions over the partitions of a dataset."""
 
     name: str
+    keeps_parts: bool
+    """Whether data stays in parts where it is (a cluster): a cycle then keeps its
+    window as snapshots in parts instead of gathering it into one frame."""
 
     def map_partitions(
         self, fn: Callable[..., T], data: Data, args: Sequence[Any] | None = None
@@ -90,6 +93,7 @@ class LocalExecutor:
     """Runs everything in this process; a pandas frame is one partition."""
 
     name = "local"
+    keeps_parts = False
 
     def map_partitions(
         self, fn: Callable[..., T], data: Data, args: Sequence[Any] | None = None

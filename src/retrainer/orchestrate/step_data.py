@@ -55,8 +55,8 @@ class StepData:
 
     @property
     def _in_parts(self) -> bool:
-        """Whether windows stay in parts on the executor (any executor but local)."""
-        return self.ws.executor.name != "local"
+        """Whether windows stay in parts on the executor (a cluster's, not local)."""
+        return self.ws.executor.keeps_parts
 
     def _dataset(self, snapshot_id: int) -> pd.DataFrame | ParquetFiles:
         """A snapshot's rows: in parts when it was stored in parts and the executor is

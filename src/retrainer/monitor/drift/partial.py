@@ -34,6 +34,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import pandas as pd
 
+from retrainer.data.parts import ParquetFiles
 from retrainer.errors import DataSourceError
 from retrainer.monitor.drift.columns import (
     category_keys,
@@ -250,7 +251,10 @@ def sample_rows(executor: PartitionMapper, data: Any, n: int, *, seed: int) -> p
     """About ``n`` whole rows of ``data``, each kept when its seeded hash (of its values)
     falls below ``n / rows`` of the hash range, ordered by that hash: the same rows in
     any partitioning or row order. Every row, in order, when ``data`` has at most ``n``."""
-    n_rows = sum(executor.map_partitions(len, data))
+    if isinstance(data, ParquetFiles):  # known from the files' footers and masks
+        n_rows = sum(data.row_counts())
+    else:
+        n_rows = sum(executor.map_partitions(len, data))
     threshold = _threshold(n, n_rows)
     parts = executor.map_partitions(partial(_keep, threshold=threshold, seed=seed), data)
     frames = [p[0] for p in parts]
