@@ -45,6 +45,7 @@ __all__ = [
     "drop_holdout_rows",
     "feature_power",
     "holdout_overlap",
+    "overlap_error",
 ]
 
 
@@ -120,12 +121,17 @@ def drop_holdout_rows(
     if count == 0:
         return train, 0
     if policy == "block":
-        raise LeakageError(
-            f"{count} training row(s) also appear in the holdout (identical on every "
-            "column): the candidate would be judged on rows it learnt. Deduplicate the "
-            "source, or set train.leakage.holdout_overlap: drop"
-        )
+        raise overlap_error(count)
     return train.loc[~mask].reset_index(drop=True), count
+
+
+def overlap_error(count: int) -> LeakageError:
+    """The error of ``holdout_overlap: block`` when ``count`` training rows are holdout rows."""
+    return LeakageError(
+        f"{count} training row(s) also appear in the holdout (identical on every "
+        "column): the candidate would be judged on rows it learnt. Deduplicate the "
+        "source, or set train.leakage.holdout_overlap: drop"
+    )
 
 
 def _fold_codes(codes: np.ndarray[Any, Any], y: np.ndarray[Any, Any], rng: Any) -> Any:

@@ -23,8 +23,10 @@ import numpy as np
 import pandas as pd
 
 from retrainer.data.parts import ParquetFiles, pack_mask
-from retrainer.errors import DataSourceError, LeakageError, TrainingError
+from retrainer.errors import DataSourceError
 from retrainer.spec import PipelineSpec
+from retrainer.train.leakage import overlap_error
+from retrainer.train.windows import holdout_positions
 
 __all__ = ["PartitionedSets", "partitioned_sets"]
 
@@ -119,16 +121,13 @@ def partitioned_sets(executor: Mapper, files: ParquetFiles, spec: PipelineSpec) 
             chosen = chosen[(ns != _LAST) & (ns > cutoff)]
     if window.rows is not None:
         chosen = chosen[-window.rows :] if window.rows else chosen[:0]
-    train, hold = _split(chosen, spec)
+    train_at, hold_at = holdout_positions(len(chosen), spec.data.holdout, seed=spec.train.seed)
+    train, hold = chosen[train_at], chosen[hold_at]
     hashes = np.concatenate([k.hashes for k in keys])
     overlap = np.isin(hashes[train], hashes[hold]) if len(hold) else np.zeros(len(train), bool)
     dropped = int(overlap.sum())
     if dropped and spec.train.leakage.holdout_overlap == "block":
-        raise LeakageError(
-            f"{dropped} training row(s) also appear in the holdout (identical on every "
-            "column): the candidate would be judged on rows it learnt. Deduplicate the "
-            "source, or set train.leakage.holdout_overlap: drop"
-        )
+        raise overlap_error(dropped)
     train = train[~overlap]
     return PartitionedSets(
         train=files.masked(_masks(train, offsets)),
@@ -137,23 +136,6 @@ def partitioned_sets(executor: Mapper, files: ParquetFiles, spec: PipelineSpec) 
         holdout_rows=len(hold),
         overlap=dropped,
     )
-
-
-def _split(window: np.ndarray[Any, Any], spec: PipelineSpec) -> tuple[Any, Any]:
-    """:func:`~retrainer.train.windows.split_holdout` on positions in window order."""
-    holdout = spec.data.holdout
-    n_hold = round(len(window) * holdout.fraction)
-    if n_hold < 1 or len(window) - n_hold < 1:
-        raise TrainingError(
-            f"{len(window)} rows are too few to hold out {holdout.fraction:.0%} "
-            "and still train; wait for more data or lower data.holdout.fraction"
-        )
-    if holdout.by == "time":  # the window is in time order already (with a time column)
-        return window[:-n_hold], window[-n_hold:]
-    rng = np.random.default_rng(spec.train.seed)
-    mask = np.zeros(len(window), dtype=bool)
-    mask[rng.choice(len(window), size=n_hold, replace=False)] = True
-    return window[~mask], window[mask]
 
 
 def _masks(positions: np.ndarray[Any, Any], offsets: np.ndarray[Any, Any]) -> list[bytes]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -9,7 +11,7 @@ from retrainer.errors import TrainingError
 from retrainer.spec import HoldoutSpec, PipelineSpec, WindowSpec
 from retrainer.train.leakage import drop_holdout_rows
 
-__all__ = ["select_window", "split_holdout", "training_sets"]
+__all__ = ["holdout_positions", "select_window", "split_holdout", "training_sets"]
 
 
 def training_sets(data: pd.DataFrame, spec: PipelineSpec) -> tuple[pd.DataFrame, pd.DataFrame, int]:
@@ -46,18 +48,33 @@ def split_holdout(
     frame: pd.DataFrame, holdout: HoldoutSpec, *, time_column: str | None, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split into (train, holdout). ``by: time`` holds out the newest rows (frame sorted)."""
-    n_hold = round(len(frame) * holdout.fraction)
-    if n_hold < 1 or len(frame) - n_hold < 1:
+    ordered = frame
+    if holdout.by == "time" and time_column:
+        ordered = frame.sort_values(time_column, kind="stable")
+    train, hold = holdout_positions(len(frame), holdout, seed=seed)
+    return (
+        ordered.iloc[train].reset_index(drop=True),
+        ordered.iloc[hold].reset_index(drop=True),
+    )
+
+
+def holdout_positions(rows: int, holdout: HoldoutSpec, *, seed: int) -> tuple[Any, Any]:
+    """(train, holdout) positions, in order, of ``rows`` rows in window order (by time,
+    with a time column): ``by: time`` holds out the last ones, ``by: random`` a seeded
+    choice. Shared by the local path and the one over data in parts.
+
+    Raises:
+        TrainingError: too few rows to hold out ``holdout.fraction`` and still train.
+    """
+    n_hold = round(rows * holdout.fraction)
+    if n_hold < 1 or rows - n_hold < 1:
         raise TrainingError(
-            f"{len(frame)} rows are too few to hold out {holdout.fraction:.0%} "
+            f"{rows} rows are too few to hold out {holdout.fraction:.0%} "
             "and still train; wait for more data or lower data.holdout.fraction"
         )
+    positions = np.arange(rows)
     if holdout.by == "time":
-        ordered = frame.sort_values(time_column, kind="stable") if time_column else frame
-        train, hold = ordered.iloc[:-n_hold], ordered.iloc[-n_hold:]
-    else:
-        rng = np.random.default_rng(seed)
-        mask = np.zeros(len(frame), dtype=bool)
-        mask[rng.choice(len(frame), size=n_hold, replace=False)] = True
-        train, hold = frame[~mask], frame[mask]
-    return train.reset_index(drop=True), hold.reset_index(drop=True)
+        return positions[:-n_hold], positions[-n_hold:]
+    mask = np.zeros(rows, dtype=bool)
+    mask[np.random.default_rng(seed).choice(rows, size=n_hold, replace=False)] = True
+    return positions[~mask], positions[mask]
